@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what Slipway needs and is missing: Debian packages (as root) and npm packages
+# from the committed lock file. Idempotent and quiet when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command → Debian package
+declare -A PACKAGES=(
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
+  [diff]=diffutils
+)
+missing=()
+for cmd in "${!PACKAGES[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGES[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's etcd package starts a system etcd where systemd runs; Slipway runs its own.
+fi
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "Node.js 20 or newer is required" >&2
+  exit 1
+fi
+
+stamp=node_modules/.slipway-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  echo "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi

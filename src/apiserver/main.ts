@@ -1,0 +1,43 @@
+// `slipway-apiserver`: the API server process. Options come from flags or environment.
+
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { option, parseFlags } from '../util/flags.js';
+import { createApiServer } from './server.js';
+
+const USAGE = `Usage: slipway-apiserver [options]
+  --etcd-servers URLS     comma-separated etcd endpoints (SLIPWAY_ETCD_SERVERS, default http://127.0.0.1:2379)
+  --bind-address ADDR     address to listen on (SLIPWAY_BIND_ADDRESS, default 127.0.0.1)
+  --port PORT             port to listen on (SLIPWAY_PORT, default 6440)
+  --crds-dir DIR          bundled CRDs to install at start (SLIPWAY_CRDS_DIR, default <checkout>/crds)
+  --log-level LEVEL       pino log level (SLIPWAY_LOG_LEVEL, default info)`;
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  if (flags.has('help')) {
+    console.log(USAGE);
+    return;
+  }
+  const checkout = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+  const bind = option(flags, 'bind-address', 'SLIPWAY_BIND_ADDRESS', '127.0.0.1');
+  const port = Number(option(flags, 'port', 'SLIPWAY_PORT', '6440'));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${port}`);
+  const server = createApiServer({
+    etcdEndpoints: option(flags, 'etcd-servers', 'SLIPWAY_ETCD_SERVERS', 'http://127.0.0.1:2379').split(','),
+    crdsDir: option(flags, 'crds-dir', 'SLIPWAY_CRDS_DIR', resolve(checkout, 'crds')),
+    logLevel: option(flags, 'log-level', 'SLIPWAY_LOG_LEVEL', 'info'),
+  });
+  const shutdown = async (signal: string) => {
+    server.log.info({ signal }, 'shutting down');
+    await server.close().catch(() => {});
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  await server.listen(port, bind);
+}
+
+main().catch((err) => {
+  console.error(`slipway-apiserver: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

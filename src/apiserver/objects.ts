@@ -1,0 +1,512 @@
+// The object service: Kubernetes semantics for every kind, independent of HTTP. Create, get,
+// list, update, patch and delete with server-set fields, schema defaults and validation,
+// generation, the status subresource, finalizers, preconditions and dry runs.
+// The HTTP handlers and the garbage collector both go through here.
+
+import { randomUUID } from 'node:crypto';
+import jsonMergePatch from 'json-merge-patch';
+import fastJsonPatch from 'fast-json-patch';
+import type { DeleteOptions, DeletionPropagation, KubeList, KubeObject, StatusCause } from '../api/types.js';
+import { FINALIZER_FOREGROUND, FINALIZER_ORPHAN } from '../api/types.js';
+import { deepEqual } from '../api/deep-equal.js';
+import { matchesLabels, type Selector } from '../api/labels.js';
+import type { EtcdStore } from '../store/etcd-store.js';
+import { StoreError } from '../store/errors.js';
+import {
+  ApiError,
+  alreadyExists,
+  badRequest,
+  conflict,
+  expired,
+  forbidden,
+  internal,
+  invalid,
+  notFound,
+  staleConflict,
+  unavailable,
+  type Subject,
+} from './errors.js';
+import { matchesFields, type FieldRequirement } from './field-selectors.js';
+import { decodeContinue, encodeContinue } from './continue-token.js';
+import { validateMetadata } from './metadata.js';
+import { apiVersionOf, resourceKey, resourcePrefix, type Resource, type ServedVersion } from './resources.js';
+import type { FieldValidation } from './schema.js';
+import type { Strategy } from './strategies.js';
+
+export interface Scope {
+  resource: Resource;
+  version: ServedVersion;
+  /** The namespace of the request path (namespaced kinds); undefined for all namespaces. */
+  namespace?: string;
+}
+
+export interface WriteOptions {
+  dryRun?: boolean;
+  fieldValidation?: FieldValidation;
+}
+
+export interface Outcome {
+  object: KubeObject;
+  /** HTTP status: 200, 201 (created) or 202 (deletion started, finalizers pending). */
+  code: number;
+  warnings: string[];
+}
+
+export interface ListQuery {
+  labelSelector?: Selector;
+  fieldSelector?: FieldRequirement[];
+  limit?: number;
+  continueToken?: string;
+  /** Read at exactly this revision (`resourceVersionMatch=Exact`). */
+  exactRevision?: number;
+}
+
+export type PatchType = 'merge' | 'json';
+
+/** What the service needs to know about namespaces to admit objects into them. */
+export interface NamespaceLookup {
+  phase(name: string): Promise<'Active' | 'Terminating' | null>;
+}
+
+export type ObjectListener = (resource: Resource, obj: KubeObject, deleted: boolean) => void;
+
+const MAX_RETRIES = 16;
+
+export const nowTimestamp = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+export function subjectOf(r: Resource, name?: string): Subject {
+  return { group: r.group, resource: r.plural, kind: r.kind, ...(name !== undefined ? { name } : {}) };
+}
+
+/** Everything but metadata and status: what `generation` counts changes of. */
+function specOf(obj: KubeObject): Record<string, unknown> {
+  const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = obj;
+  return rest;
+}
+
+export class ObjectService {
+  private readonly afterWriteHooks = new Set<ObjectListener>();
+
+  constructor(
+    private readonly store: EtcdStore,
+    private readonly strategies: Map<string, Strategy>,
+    private readonly namespaces: NamespaceLookup,
+  ) {}
+
+  /** Called after every successful (non-dry-run) write made through this service. */
+  onWrite(listener: ObjectListener): void {
+    this.afterWriteHooks.add(listener);
+  }
+
+  private strategy(r: Resource): Strategy {
+    return this.strategies.get(`${r.group}/${r.kind}`) ?? {};
+  }
+
+  private notify(r: Resource, obj: KubeObject, deleted: boolean): void {
+    for (const hook of this.afterWriteHooks) hook(r, obj, deleted);
+  }
+
+  /** Maps storage failures to API errors about this object. */
+  private storeError(err: unknown, subject: Subject): never {
+    if (err instanceof ApiError) throw err;
+    if (err instanceof StoreError) {
+      switch (err.code) {
+        case 'NotFound':
+          throw notFound(subject);
+        case 'AlreadyExists':
+          throw alreadyExists(subject);
+        case 'Conflict':
+          throw staleConflict(subject);
+        case 'Compacted':
+          throw expired(`The resourceVersion for the provided request is too old: ${err.message}`);
+        case 'Unavailable':
+          throw unavailable(`storage is unavailable, please retry: ${err.message}`);
+      }
+    }
+    throw internal(`unexpected storage failure: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  /** Presents a stored object in the requested API version. */
+  private present(obj: KubeObject, scope: Scope): KubeObject {
+    obj.apiVersion = apiVersionOf(scope.resource, scope.version.name);
+    obj.kind = scope.resource.kind;
+    return obj;
+  }
+
+  async get(scope: Scope, name: string): Promise<KubeObject> {
+    const subject = subjectOf(scope.resource, name);
+    let obj: KubeObject | null;
+    try {
+      obj = await this.store.get(resourceKey(scope.resource, scope.namespace, name));
+    } catch (err) {
+      this.storeError(err, subject);
+    }
+    if (!obj) throw notFound(subject);
+    return this.present(obj, scope);
+  }
+
+  async list(scope: Scope, query: ListQuery = {}): Promise<KubeList> {
+    const { resource } = scope;
+    const prefix = resourcePrefix(resource, scope.namespace);
+    let revision = query.exactRevision;
+    let startKey: string | undefined;
+    if (query.continueToken) {
+      const state = decodeContinue(query.continueToken, prefix);
+      revision = state.revision;
+      startKey = state.startKey;
+    }
+    const labels = query.labelSelector ?? [];
+    const fields = query.fieldSelector ?? [];
+    const filtered = labels.length > 0 || fields.length > 0;
+    const matches = (o: KubeObject) => matchesLabels(labels, o.metadata.labels) && matchesFields(fields, o);
+    const limit = query.limit && query.limit > 0 ? query.limit : 0;
+    const items: KubeObject[] = [];
+    let continueKey: string | undefined;
+    let remaining: number | undefined;
+    try {
+      for (;;) {
+        const page = await this.store.list(prefix, {
+          ...(revision ? { revision } : {}),
+          ...(startKey ? { startKey } : {}),
+          limit: limit ? Math.max(limit - items.length, filtered ? 100 : 0) : 0,
+        });
+        revision = page.revision;
+        let stoppedAt = -1;
+        for (let i = 0; i < page.items.length; i++) {
+          const o = page.items[i]!;
+          if (!filtered || matches(o)) {
+            items.push(this.present(o, scope));
+            if (limit && items.length >= limit) {
+              stoppedAt = i;
+              break;
+            }
+          }
+        }
+        const lastExamined = stoppedAt >= 0 ? stoppedAt : page.items.length - 1;
+        const moreKeys = page.more || (stoppedAt >= 0 && stoppedAt < page.items.length - 1);
+        if (!moreKeys || lastExamined < 0) break;
+        const nextKey = `${page.keys[lastExamined]!}\u0000`;
+        if (limit && items.length >= limit) {
+          continueKey = nextKey;
+          if (!filtered) remaining = page.remaining + (page.items.length - 1 - lastExamined);
+          break;
+        }
+        startKey = nextKey;
+      }
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'Compacted') {
+        throw expired(
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+        );
+      }
+      this.storeError(err, subjectOf(resource));
+    }
+    return {
+      apiVersion: apiVersionOf(resource, scope.version.name),
+      kind: resource.listKind,
+      metadata: {
+        resourceVersion: String(revision),
+        ...(continueKey ? { continue: encodeContinue({ revision: revision!, startKey: continueKey }) } : {}),
+        ...(remaining !== undefined && remaining > 0 ? { remainingItemCount: remaining } : {}),
+      },
+      items,
+    };
+  }
+
+  /** Checks the body's apiVersion/kind against the path, and name/namespace where given. */
+  private checkIdentity(scope: Scope, body: KubeObject, name?: string): void {
+    const expected = apiVersionOf(scope.resource, scope.version.name);
+    if (body.apiVersion !== undefined && body.apiVersion !== expected) {
+      throw badRequest(`the API version in the data (${body.apiVersion}) does not match the expected API version (${expected})`);
+    }
+    if (body.kind !== undefined && body.kind !== scope.resource.kind) {
+      throw badRequest(`the kind in the data (${String(body.kind)}) does not match the expected kind (${scope.resource.kind})`);
+    }
+    if (body.metadata !== undefined && (typeof body.metadata !== 'object' || body.metadata === null || Array.isArray(body.metadata))) {
+      throw invalid(subjectOf(scope.resource, name), [{ reason: 'FieldValueInvalid', field: 'metadata', message: 'must be an object' }]);
+    }
+    body.metadata ??= {};
+    if (name !== undefined && body.metadata.name !== undefined && body.metadata.name !== name) {
+      throw badRequest(`the name of the object (${String(body.metadata.name)}) does not match the name on the URL (${name})`);
+    }
+    if (scope.resource.namespaced) {
+      if (body.metadata.namespace !== undefined && body.metadata.namespace !== scope.namespace) {
+        throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+      }
+      body.metadata.namespace = scope.namespace!;
+    } else {
+      delete body.metadata.namespace;
+    }
+  }
+
+  /** Schema defaults + validation + the kind's own checks; throws 422 with one cause per field. */
+  private validate(scope: Scope, obj: KubeObject, old: KubeObject | null, mode: FieldValidation, warnings: string[]): void {
+    const causes: StatusCause[] = validateMetadata(obj.metadata, false, scope.resource.namespaced);
+    const result = scope.version.schema.validate(obj, mode);
+    causes.push(...result.causes);
+    if (mode === 'Warn') for (const f of result.unknownFields) warnings.push(`unknown field "${f}"`);
+    if (causes.length === 0) causes.push(...(this.strategy(scope.resource).validate?.(obj, old) ?? []));
+    if (causes.length) throw invalid(subjectOf(scope.resource, obj.metadata.name ?? obj.metadata.generateName), causes);
+  }
+
+  private async admitNamespace(scope: Scope, name: string | undefined): Promise<void> {
+    if (!scope.resource.namespaced) return;
+    const ns = scope.namespace!;
+    let phase: 'Active' | 'Terminating' | null;
+    try {
+      phase = await this.namespaces.phase(ns);
+    } catch (err) {
+      this.storeError(err, subjectOf(scope.resource, name));
+    }
+    if (phase === null) throw notFound({ group: 'slipway.dev', resource: 'namespaces', kind: 'Namespace', name: ns });
+    if (phase === 'Terminating') {
+      throw forbidden(subjectOf(scope.resource, name), `unable to create new content in namespace ${ns} because it is being terminated`);
+    }
+  }
+
+  async create(scope: Scope, input: KubeObject, options: WriteOptions = {}): Promise<Outcome> {
+    const { resource, version } = scope;
+    const body = clone(input);
+    this.checkIdentity(scope, body);
+    const warnings: string[] = [];
+    const now = nowTimestamp();
+    const meta = body.metadata;
+    const generated = meta.name === undefined && typeof meta.generateName === 'string';
+    if (generated) meta.name = `${meta.generateName}${randomSuffix()}`;
+    for (const field of ['uid', 'resourceVersion', 'deletionTimestamp', 'deletionGracePeriodSeconds'] as const) delete meta[field];
+    meta.uid = randomUUID();
+    meta.creationTimestamp = now;
+    meta.generation = 1;
+    body.apiVersion = apiVersionOf(resource, version.name);
+    body.kind = resource.kind;
+    if (version.hasStatus) delete body.status;
+    this.strategy(resource).prepareForCreate?.(body, now);
+    this.validate(scope, body, null, options.fieldValidation ?? 'Strict', warnings);
+    await this.admitNamespace(scope, meta.name);
+    const stored = { ...body, apiVersion: apiVersionOf(resource) };
+    if (options.dryRun) return { object: this.present(stored, scope), code: 201, warnings };
+    const ttl = this.strategy(resource).ttlSeconds;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const created = await this.store.create(resourceKey(resource, scope.namespace, meta.name!), stored, ttl ? { ttlSeconds: ttl } : {});
+        this.notify(resource, created, false);
+        return { object: this.present(created, scope), code: 201, warnings };
+      } catch (err) {
+        if (generated && err instanceof StoreError && err.code === 'AlreadyExists' && attempt < 3) {
+          meta.name = `${meta.generateName}${randomSuffix()}`;
+          continue;
+        }
+        this.storeError(err, subjectOf(resource, meta.name));
+      }
+    }
+  }
+
+  /** PUT of the main resource or `/status`. Requires `metadata.resourceVersion`. */
+  async update(scope: Scope, name: string, input: KubeObject, subresource: 'status' | undefined, options: WriteOptions = {}): Promise<Outcome> {
+    const body = clone(input);
+    this.checkIdentity(scope, body, name);
+    const rv = body.metadata.resourceVersion;
+    if (rv === undefined || rv === '') {
+      throw invalid(subjectOf(scope.resource, name), [
+        { reason: 'FieldValueInvalid', field: 'metadata.resourceVersion', message: 'Invalid value: 0x0: must be specified for an update' },
+      ]);
+    }
+    const current = await this.get(scope, name);
+    if (String(rv) !== current.metadata.resourceVersion) throw staleConflict(subjectOf(scope.resource, name));
+    if (body.metadata.uid !== undefined && body.metadata.uid !== current.metadata.uid) {
+      throw conflict(subjectOf(scope.resource, name), `Precondition failed: UID in precondition: ${current.metadata.uid}, UID in object meta: ${String(body.metadata.uid)}`);
+    }
+    return this.commitUpdate(scope, current, body, subresource, options);
+  }
+
+  /** PATCH (JSON merge patch or JSON patch), retried on conflicts unless the patch pins a resourceVersion. */
+  async patch(scope: Scope, name: string, type: PatchType, patch: unknown, subresource: 'status' | undefined, options: WriteOptions = {}): Promise<Outcome> {
+    const subject = subjectOf(scope.resource, name);
+    if (type === 'merge' && (typeof patch !== 'object' || patch === null || Array.isArray(patch))) {
+      throw badRequest('a JSON merge patch must be a JSON object');
+    }
+    if (type === 'json' && !Array.isArray(patch)) throw badRequest('a JSON patch must be a JSON array of operations');
+    const pinned = patchPinsVersion(type, patch);
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.get(scope, name);
+      let candidate: KubeObject;
+      try {
+        candidate =
+          type === 'merge'
+            ? (jsonMergePatch.apply(clone(current), clone(patch)) as KubeObject)
+            : (fastJsonPatch.applyPatch(clone(current), clone(patch) as any, true, false).newDocument as KubeObject);
+      } catch (err) {
+        throw invalid(subject, [{ reason: 'FieldValueInvalid', message: `the patch could not be applied: ${(err as Error).message.split('\n')[0]}` }]);
+      }
+      if (typeof candidate !== 'object' || candidate === null || Array.isArray(candidate)) {
+        throw invalid(subject, [{ reason: 'FieldValueInvalid', message: 'the patched document must be an object' }]);
+      }
+      this.checkIdentity(scope, candidate, name);
+      candidate.metadata.resourceVersion ??= current.metadata.resourceVersion!;
+      if (String(candidate.metadata.resourceVersion) !== current.metadata.resourceVersion) throw staleConflict(subject);
+      if (candidate.metadata.uid !== current.metadata.uid) {
+        throw conflict(subject, `Precondition failed: UID in precondition: ${current.metadata.uid}, UID in object meta: ${String(candidate.metadata.uid)}`);
+      }
+      try {
+        return await this.commitUpdate(scope, current, candidate, subresource, options);
+      } catch (err) {
+        const retryable = err instanceof ApiError && err.reason === 'Conflict' && !pinned && attempt < MAX_RETRIES;
+        if (!retryable) throw err;
+      }
+    }
+  }
+
+  /**
+   * Shared tail of update and patch: carries over what the client may not change, validates,
+   * bumps generation on spec changes, skips no-op writes, and completes deletion when the last
+   * finalizer of a terminating object is removed.
+   */
+  private async commitUpdate(scope: Scope, current: KubeObject, body: KubeObject, subresource: 'status' | undefined, options: WriteOptions): Promise<Outcome> {
+    const { resource, version } = scope;
+    const name = current.metadata.name!;
+    const subject = subjectOf(resource, name);
+    const warnings: string[] = [];
+    let next: KubeObject;
+    if (subresource === 'status') {
+      next = clone(current);
+      if (body.status === undefined) delete next.status;
+      else next.status = body.status;
+    } else {
+      next = body;
+      if (version.hasStatus) {
+        if (current.status === undefined) delete next.status;
+        else next.status = clone(current.status);
+      }
+      const cm = current.metadata;
+      const causes: StatusCause[] = [];
+      if (cm.deletionTimestamp) {
+        const added = (next.metadata.finalizers ?? []).filter((f) => !(cm.finalizers ?? []).includes(f));
+        if (added.length) causes.push({ reason: 'FieldValueForbidden', field: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}` });
+      }
+      if (causes.length) throw invalid(subject, causes);
+    }
+    const m = next.metadata;
+    const cm = current.metadata;
+    m.name = cm.name!;
+    if (cm.namespace !== undefined) m.namespace = cm.namespace;
+    m.uid = cm.uid!;
+    m.creationTimestamp = cm.creationTimestamp!;
+    m.generation = cm.generation ?? 1;
+    m.resourceVersion = cm.resourceVersion!;
+    if (cm.deletionTimestamp) m.deletionTimestamp = cm.deletionTimestamp;
+    else delete m.deletionTimestamp;
+    if (cm.deletionGracePeriodSeconds !== undefined) m.deletionGracePeriodSeconds = cm.deletionGracePeriodSeconds;
+    else delete m.deletionGracePeriodSeconds;
+    delete (m as any).generateName;
+    if (cm.generateName !== undefined) m.generateName = cm.generateName;
+    next.apiVersion = apiVersionOf(resource, version.name);
+    next.kind = resource.kind;
+    const now = nowTimestamp();
+    this.strategy(resource).prepareForUpdate?.(next, current, now);
+    this.validate(scope, next, current, options.fieldValidation ?? 'Strict', warnings);
+    if (subresource !== 'status' && !deepEqual(specOf(next), specOf(current))) m.generation = (cm.generation ?? 1) + 1;
+    if (deepEqual(next, current)) return { object: current, code: 200, warnings };
+    const key = resourceKey(resource, scope.namespace, name);
+    const expected = Number(cm.resourceVersion);
+    const stored = { ...next, apiVersion: apiVersionOf(resource) };
+    if (m.deletionTimestamp && (m.finalizers ?? []).length === 0) {
+      if (options.dryRun) return { object: this.present(stored, scope), code: 200, warnings };
+      try {
+        const deleted = await this.store.delete(key, expected);
+        this.notify(resource, deleted, true);
+        return { object: this.present({ ...stored, metadata: { ...stored.metadata, resourceVersion: deleted.metadata.resourceVersion! } }, scope), code: 200, warnings };
+      } catch (err) {
+        this.storeError(err, subject);
+      }
+    }
+    if (options.dryRun) return { object: this.present(stored, scope), code: 200, warnings };
+    try {
+      const ttl = this.strategy(resource).ttlSeconds;
+      const updated = await this.store.update(key, stored, expected, ttl ? { ttlSeconds: ttl } : {});
+      this.notify(resource, updated, false);
+      return { object: this.present(updated, scope), code: 200, warnings };
+    } catch (err) {
+      this.storeError(err, subject);
+    }
+  }
+
+  /**
+   * DELETE: removes the object at once, or (with finalizers, or Foreground/Orphan propagation)
+   * marks it with deletionTimestamp and returns 202; it disappears when its finalizers are gone.
+   */
+  async delete(scope: Scope, name: string, opts: DeleteOptions = {}, options: WriteOptions = {}): Promise<Outcome> {
+    const { resource } = scope;
+    const subject = subjectOf(resource, name);
+    const policy: DeletionPropagation = opts.propagationPolicy ?? 'Background';
+    if (!['Background', 'Foreground', 'Orphan'].includes(policy)) {
+      throw badRequest(`propagationPolicy must be one of Background, Foreground, Orphan (got ${JSON.stringify(policy)})`);
+    }
+    const pre = opts.preconditions ?? {};
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.get(scope, name);
+      if (pre.uid !== undefined && pre.uid !== current.metadata.uid) {
+        throw conflict(subject, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`);
+      }
+      if (pre.resourceVersion !== undefined && pre.resourceVersion !== current.metadata.resourceVersion) {
+        throw conflict(subject, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+      }
+      const key = resourceKey(resource, scope.namespace, name);
+      const finalizers = [...(current.metadata.finalizers ?? [])];
+      if (policy === 'Foreground' && !finalizers.includes(FINALIZER_FOREGROUND)) finalizers.push(FINALIZER_FOREGROUND);
+      if (policy === 'Orphan' && !finalizers.includes(FINALIZER_ORPHAN)) finalizers.push(FINALIZER_ORPHAN);
+      try {
+        if (finalizers.length === 0) {
+          if (options.dryRun) return { object: current, code: 200, warnings: [] };
+          const deleted = await this.store.delete(key, Number(current.metadata.resourceVersion));
+          this.notify(resource, deleted, true);
+          return { object: this.present(deleted, scope), code: 200, warnings: [] };
+        }
+        const next = clone(current);
+        next.metadata.finalizers = finalizers;
+        if (!next.metadata.deletionTimestamp) {
+          next.metadata.deletionTimestamp = nowTimestamp();
+          next.metadata.deletionGracePeriodSeconds = 0;
+          next.metadata.generation = (next.metadata.generation ?? 1) + 1;
+          this.strategy(resource).prepareForDelete?.(next);
+        }
+        if (deepEqual(next, current)) return { object: current, code: 202, warnings: [] };
+        if (options.dryRun) return { object: next, code: 202, warnings: [] };
+        const updated = await this.store.update(key, { ...next, apiVersion: apiVersionOf(resource) }, Number(current.metadata.resourceVersion));
+        this.notify(resource, updated, false);
+        return { object: this.present(updated, scope), code: 202, warnings: [] };
+      } catch (err) {
+        const retry = err instanceof StoreError && err.code === 'Conflict' && pre.resourceVersion === undefined && attempt < MAX_RETRIES;
+        if (!retry) this.storeError(err, subject);
+      }
+    }
+  }
+
+  /** DELETE on a collection: deletes every object the query selects (the `deletecollection` verb). */
+  async deleteCollection(scope: Scope, query: ListQuery, opts: DeleteOptions, options: WriteOptions): Promise<KubeList> {
+    const list = await this.list(scope, { ...query, limit: 0 });
+    const deleted: KubeObject[] = [];
+    for (const item of list.items) {
+      const itemScope = { ...scope, ...(item.metadata.namespace ? { namespace: item.metadata.namespace } : {}) };
+      try {
+        deleted.push((await this.delete(itemScope, item.metadata.name!, opts, options)).object);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === 404)) throw err;
+      }
+    }
+    return { ...list, items: deleted };
+  }
+}
+
+function patchPinsVersion(type: PatchType, patch: unknown): boolean {
+  if (type === 'merge') return (patch as any)?.metadata?.resourceVersion !== undefined;
+  return (patch as any[]).some((op) => typeof op?.path === 'string' && op.path.startsWith('/metadata/resourceVersion'));
+}
+
+const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+function randomSuffix(): string {
+  let s = '';
+  for (let i = 0; i < 5; i++) s += SUFFIX_ALPHABET[Math.floor(Math.random() * SUFFIX_ALPHABET.length)];
+  return s;
+}

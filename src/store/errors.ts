@@ -1,0 +1,25 @@
+// Storage failures, independent of HTTP: the API server maps each code to one Status.
+
+import type { KubeObject } from '../api/types.js';
+
+export type StoreErrorCode = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Compacted' | 'Unavailable';
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    /** For `Conflict`: the object as it is now. */
+    readonly current?: KubeObject,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+
+  /** Classifies anything the etcd client throws. Unknown failures count as etcd being unavailable. */
+  static from(err: unknown): StoreError {
+    if (err instanceof StoreError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    if (/compacted/i.test(message)) return new StoreError('Compacted', message);
+    return new StoreError('Unavailable', `etcd: ${message}`);
+  }
+}

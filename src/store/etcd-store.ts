@@ -1,0 +1,290 @@
+// The storage layer: API objects as JSON values in etcd, optimistic concurrency on etcd's
+// mod revision (resourceVersion), consistent paged lists and revision-resumable watches.
+// Only the API server uses this module; nothing else in Slipway talks to etcd.
+
+import { Etcd3, type IOptions } from 'etcd3';
+import type { KubeObject } from '../api/types.js';
+import { StoreError } from './errors.js';
+import { EventLeases } from './event-leases.js';
+
+/** What the store reports about each etcd call, so the API server can export latency metrics. */
+export type StoreObserver = (operation: string, seconds: number) => void;
+
+export interface StoreOptions {
+  endpoints: string[];
+  /** Per-call deadline in milliseconds. Defaults to 10 s. */
+  callTimeoutMs?: number;
+  observe?: StoreObserver;
+}
+
+export interface ListOptions {
+  /** Read at this revision (for the pages after the first one). Defaults to the newest. */
+  revision?: number;
+  /** Maximum number of keys to read; 0 means all. */
+  limit?: number;
+  /** First key to read (inclusive); defaults to the prefix itself. */
+  startKey?: string;
+}
+
+export interface ListResult {
+  items: KubeObject[];
+  /** The etcd key of each item. */
+  keys: string[];
+  /** The revision the list was read at. */
+  revision: number;
+  /** Keys left after this page (only meaningful when `more`). */
+  remaining: number;
+  more: boolean;
+  lastKey?: string;
+}
+
+export interface WatchEventRaw {
+  type: 'put' | 'delete';
+  key: string;
+  revision: number;
+  /** The object after the change (null for deletes). */
+  object: KubeObject | null;
+  /** The object before the change, if it existed. */
+  previous: KubeObject | null;
+}
+
+export interface StoreWatch {
+  cancel(): Promise<void>;
+}
+
+export interface WatchHandlers {
+  event(e: WatchEventRaw): void;
+  /** The watch ended for good: `compacted` means the start revision is no longer in etcd's history. */
+  error(err: StoreError): void;
+}
+
+export interface WriteOptions {
+  /** Attach the key to an etcd lease with roughly this TTL (seconds), e.g. Events. */
+  ttlSeconds?: number;
+}
+
+const encoder = (obj: KubeObject): Buffer => {
+  const { resourceVersion: _rv, ...metadata } = obj.metadata;
+  return Buffer.from(JSON.stringify({ ...obj, metadata }));
+};
+
+export function prefixEnd(prefix: string): Buffer {
+  const buf = Buffer.from(prefix);
+  for (let i = buf.length - 1; i >= 0; i--) {
+    if (buf[i]! < 0xff) {
+      const end = Buffer.from(buf.subarray(0, i + 1));
+      end[i]!++;
+      return end;
+    }
+  }
+  return Buffer.from([0]);
+}
+
+export class EtcdStore {
+  readonly client: Etcd3;
+  private readonly leases: EventLeases;
+  private readonly observe: StoreObserver;
+  private readonly callTimeoutMs: number;
+
+  constructor(options: StoreOptions) {
+    this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
+    const etcdOptions: IOptions = {
+      hosts: options.endpoints,
+      dialTimeout: 3_000,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.callTimeoutMs }),
+    };
+    this.client = new Etcd3(etcdOptions);
+    this.observe = options.observe ?? (() => {});
+    this.leases = new EventLeases(async (ttl) => {
+      const res = await this.client.leaseClient.leaseGrant({ TTL: ttl });
+      return res.ID;
+    });
+  }
+
+  private async timed<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const start = process.hrtime.bigint();
+    try {
+      return await fn();
+    } catch (err) {
+      throw StoreError.from(err);
+    } finally {
+      this.observe(operation, Number(process.hrtime.bigint() - start) / 1e9);
+    }
+  }
+
+  static decode(value: Buffer | Uint8Array, modRevision: string | number): KubeObject {
+    const obj = JSON.parse(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')) as KubeObject;
+    obj.metadata.resourceVersion = String(modRevision);
+    return obj;
+  }
+
+  async get(key: string): Promise<KubeObject | null> {
+    const res = await this.timed('get', () => this.client.kv.range({ key: Buffer.from(key) }));
+    const kv = res.kvs[0];
+    return kv ? EtcdStore.decode(kv.value, kv.mod_revision) : null;
+  }
+
+  /** The newest revision of the whole store. */
+  async revision(): Promise<number> {
+    const res = await this.timed('revision', () =>
+      this.client.kv.range({ key: Buffer.from('\0'), count_only: true }),
+    );
+    return Number(res.header.revision);
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+    const res = await this.timed('list', () =>
+      this.client.kv.range({
+        key: Buffer.from(options.startKey ?? prefix),
+        range_end: prefixEnd(prefix),
+        limit: options.limit ?? 0,
+        revision: options.revision ?? 0,
+      }),
+    );
+    const items = res.kvs.map((kv) => EtcdStore.decode(kv.value, kv.mod_revision));
+    const lastKv = res.kvs[res.kvs.length - 1];
+    return {
+      items,
+      keys: res.kvs.map((kv) => kv.key.toString('utf8')),
+      revision: Number(res.header.revision),
+      more: res.more,
+      remaining: Number(res.count) - res.kvs.length,
+      ...(lastKv ? { lastKey: lastKv.key.toString('utf8') } : {}),
+    };
+  }
+
+  /** Counts the keys under a prefix without reading values. */
+  async count(prefix: string): Promise<number> {
+    const res = await this.timed('count', () =>
+      this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true }),
+    );
+    return Number(res.count);
+  }
+
+  /** Stores a new object; fails with `AlreadyExists` if the key is taken. */
+  async create(key: string, obj: KubeObject, options: WriteOptions = {}): Promise<KubeObject> {
+    const value = encoder(obj);
+    const lease = options.ttlSeconds ? await this.leases.leaseFor(options.ttlSeconds) : undefined;
+    const res = await this.timed('create', () =>
+      this.client.kv.txn({
+        compare: [{ key: Buffer.from(key), target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key: Buffer.from(key), value, ...(lease ? { lease } : {}) } }],
+        failure: [],
+      }),
+    );
+    if (!res.succeeded) throw new StoreError('AlreadyExists', `key ${key} already exists`);
+    return EtcdStore.decode(value, res.header.revision);
+  }
+
+  /**
+   * Replaces an object only if it is still at `expectedRevision`. Fails with `NotFound` if the
+   * key is gone and `Conflict` (carrying the current object) if someone else wrote it first.
+   */
+  async update(key: string, obj: KubeObject, expectedRevision: number, options: WriteOptions = {}): Promise<KubeObject> {
+    const value = encoder(obj);
+    const lease = options.ttlSeconds ? await this.leases.leaseFor(options.ttlSeconds) : undefined;
+    const res = await this.timed('update', () =>
+      this.client.kv.txn({
+        compare: [{ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: expectedRevision }],
+        success: [{ request_put: { key: Buffer.from(key), value, ...(lease ? { lease } : {}) } }],
+        failure: [{ request_range: { key: Buffer.from(key) } }],
+      }),
+    );
+    if (!res.succeeded) throw this.failedPrecondition(key, res.responses[0]?.response_range?.kvs ?? []);
+    return EtcdStore.decode(value, res.header.revision);
+  }
+
+  /**
+   * Deletes an object, only if it is still at `expectedRevision` when given. Returns the deleted
+   * object with the deletion's revision as its resourceVersion (what watchers see).
+   */
+  async delete(key: string, expectedRevision?: number): Promise<KubeObject> {
+    const k = Buffer.from(key);
+    const compare =
+      expectedRevision === undefined
+        ? [{ key: k, target: 'Create' as const, result: 'Greater' as const, create_revision: 0 }]
+        : [{ key: k, target: 'Mod' as const, result: 'Equal' as const, mod_revision: expectedRevision }];
+    const res = await this.timed('delete', () =>
+      this.client.kv.txn({
+        compare,
+        success: [{ request_delete_range: { key: k, prev_kv: true } }],
+        failure: [{ request_range: { key: k } }],
+      }),
+    );
+    if (!res.succeeded) throw this.failedPrecondition(key, res.responses[0]?.response_range?.kvs ?? []);
+    const prev = res.responses[0]?.response_delete_range?.prev_kvs?.[0];
+    if (!prev) throw new StoreError('NotFound', `key ${key} not found`);
+    return EtcdStore.decode(prev.value, res.header.revision);
+  }
+
+  private failedPrecondition(key: string, kvs: { value: Buffer; mod_revision: string }[]): StoreError {
+    const current = kvs[0];
+    if (!current) return new StoreError('NotFound', `key ${key} not found`);
+    return new StoreError('Conflict', `key ${key} was modified`, EtcdStore.decode(current.value, current.mod_revision));
+  }
+
+  /**
+   * Streams every change under `prefix` after `afterRevision`, in revision order. etcd replays
+   * history first, then follows live changes; a compacted start revision ends the watch with
+   * a `Compacted` error.
+   */
+  async watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Promise<StoreWatch> {
+    const watcher = await this.client
+      .watch()
+      .prefix(prefix)
+      .withPreviousKV()
+      .startRevision(String(afterRevision + 1))
+      .create();
+    let ended = false;
+    watcher.on('put', (kv, previous) => {
+      if (ended) return;
+      handlers.event({
+        type: 'put',
+        key: kv.key.toString('utf8'),
+        revision: Number(kv.mod_revision),
+        object: EtcdStore.decode(kv.value, kv.mod_revision),
+        previous: previous ? EtcdStore.decode(previous.value, previous.mod_revision) : null,
+      });
+    });
+    watcher.on('delete', (kv, previous) => {
+      if (ended) return;
+      handlers.event({
+        type: 'delete',
+        key: kv.key.toString('utf8'),
+        revision: Number(kv.mod_revision),
+        object: null,
+        previous: previous ? EtcdStore.decode(previous.value, kv.mod_revision) : null,
+      });
+    });
+    watcher.on('error', (err) => {
+      if (ended) return;
+      ended = true;
+      handlers.error(StoreError.from(err));
+    });
+    return {
+      cancel: async () => {
+        ended = true;
+        await watcher.cancel().catch(() => {});
+      },
+    };
+  }
+
+  /** Discards history before `revision`: older watches and continue tokens become 410 Gone. */
+  async compact(revision: number): Promise<void> {
+    await this.timed('compact', () => this.client.kv.compact({ revision, physical: false }));
+  }
+
+  /** True when etcd answers a read; used by /readyz. */
+  async healthy(timeoutMs = 2_000): Promise<boolean> {
+    try {
+      await this.client.kv.range({ key: Buffer.from('health') }, { deadline: Date.now() + timeoutMs });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
