@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 TEST_CONCURRENCY ?= 2
 
-.PHONY: help deps build up down status test bench clean
+.PHONY: help deps build generate up down status test bench clean
 
 help:
 	@echo "make up      install what is missing, build, start etcd + the API server, apply manifests/"
@@ -12,11 +12,16 @@ help:
 	@echo "make status  show what is running"
 	@echo "make test    install what is missing, build, run the whole test suite"
 	@echo "make bench   run the benchmarks in bench/"
+	@echo "make generate  regenerate src/api/generated/ from crds/"
 
 deps:
 	@bash scripts/install-deps.sh
 
 build: deps
+	@$(NODE_BIN)/tsc -p tsconfig.json
+
+generate: build
+	@node dist/scripts/gen-crd-types.js
 	@$(NODE_BIN)/tsc -p tsconfig.json
 
 up: build
@@ -29,7 +34,7 @@ status:
 	@bash scripts/status.sh
 
 test: build
-	@node --test --test-concurrency=$(TEST_CONCURRENCY) --enable-source-maps --test-reporter=spec dist/test/*.test.js
+	@node --test --test-concurrency=$(TEST_CONCURRENCY) --test-timeout=180000 --enable-source-maps --test-reporter=spec dist/test/*.test.js
 
 bench: build
 	@for b in dist/bench/*.js; do echo "== $$b"; node --enable-source-maps $$b || exit 1; done

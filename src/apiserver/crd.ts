@@ -239,6 +239,7 @@ export function resourceFromCrd(crd: KubeObject, compiler: SchemaCompiler): Reso
     storageVersion,
     crdName: crd.metadata.name!,
     builtin: false,
+    terminating: crd.metadata.deletionTimestamp !== undefined,
   };
 }
 

@@ -97,8 +97,8 @@ export const expired = (message: string) => new ApiError(410, 'Expired', message
 
 export const gone = (message: string) => new ApiError(410, 'Gone', message);
 
-export const tooLarge = (limit: number) =>
-  new ApiError(413, 'RequestEntityTooLarge', `the request body is larger than the limit of ${limit} bytes`);
+export const tooLarge = (limit: number, what = 'the request body is') =>
+  new ApiError(413, 'RequestEntityTooLarge', `${what} larger than the limit of ${limit} bytes`);
 
 export const unsupportedMediaType = (type: string, supported: string[]) =>
   new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unsupported media type "${type}"; supported: ${supported.join(', ')}`);
@@ -106,14 +106,20 @@ export const unsupportedMediaType = (type: string, supported: string[]) =>
 export const forbidden = (s: Subject, why: string) =>
   new ApiError(403, 'Forbidden', `${qualified(s)} "${s.name ?? ''}" is forbidden: ${why}`, subjectDetails(s));
 
+/** Causes reported per 422: a body with 100,000 bad labels must not get a 60 MB answer. */
+const MAX_CAUSES = 100;
+
 /** 422 with one cause per failing field, e.g. `spec.replicas`, `spec.env[2].name`. */
-export const invalid = (s: Subject, causes: StatusCause[]) =>
-  new ApiError(
+export const invalid = (s: Subject, allCauses: StatusCause[]) => {
+  const causes = allCauses.slice(0, MAX_CAUSES);
+  const more = allCauses.length - causes.length;
+  return new ApiError(
     422,
     'Invalid',
-    `${s.kind}.${s.group} "${s.name ?? ''}" is invalid: ${causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)).join(', ')}`,
+    `${s.kind}.${s.group} "${s.name ?? ''}" is invalid: ${causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)).join(', ')}${more > 0 ? `, and ${more} more errors` : ''}`,
     { ...subjectDetails(s), kind: s.kind, causes },
   );
+};
 
 export const tooManyRequests = (retryAfterSeconds: number) =>
   new ApiError(429, 'TooManyRequests', 'too many requests in flight, please try again later', { retryAfterSeconds });

@@ -21,13 +21,17 @@ import {
   forbidden,
   internal,
   invalid,
+  methodNotAllowed,
   notFound,
   staleConflict,
+  tooLarge,
   unavailable,
   type Subject,
 } from './errors.js';
 import { matchesFields, type FieldRequirement } from './field-selectors.js';
+import { MAX_BODY_BYTES } from './body.js';
 import { decodeContinue, encodeContinue } from './continue-token.js';
+import { KeyedMutex } from '../util/keyed-mutex.js';
 import { validateMetadata } from './metadata.js';
 import { apiVersionOf, resourceKey, resourcePrefix, type Resource, type ServedVersion } from './resources.js';
 import type { FieldValidation } from './schema.js';
@@ -72,6 +76,11 @@ export type ObjectListener = (resource: Resource, obj: KubeObject, deleted: bool
 
 const MAX_RETRIES = 16;
 
+const METADATA_FIELDS = new Set([
+  'name', 'generateName', 'namespace', 'selfLink', 'uid', 'resourceVersion', 'generation', 'creationTimestamp',
+  'deletionTimestamp', 'deletionGracePeriodSeconds', 'labels', 'annotations', 'ownerReferences', 'finalizers', 'managedFields',
+]);
+
 export const nowTimestamp = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -88,6 +97,8 @@ function specOf(obj: KubeObject): Record<string, unknown> {
 
 export class ObjectService {
   private readonly afterWriteHooks = new Set<ObjectListener>();
+  /** Patches of one object from this server queue up rather than conflict with each other. */
+  private readonly patchLock = new KeyedMutex();
 
   constructor(
     private readonly store: EtcdStore,
@@ -121,6 +132,10 @@ export class ObjectService {
           throw staleConflict(subject);
         case 'Compacted':
           throw expired(`The resourceVersion for the provided request is too old: ${err.message}`);
+        case 'FutureRevision':
+          throw badRequest(`the resourceVersion (or continue token) is newer than the newest stored revision: ${err.message}`);
+        case 'TooLarge':
+          throw tooLarge(MAX_BODY_BYTES, 'the stored object would be');
         case 'Unavailable':
           throw unavailable(`storage is unavailable, please retry: ${err.message}`);
       }
@@ -172,7 +187,7 @@ export class ObjectService {
           ...(startKey ? { startKey } : {}),
           limit: limit ? Math.max(limit - items.length, filtered ? 100 : 0) : 0,
         });
-        revision = page.revision;
+        revision ??= page.revision;
         let stoppedAt = -1;
         for (let i = 0; i < page.items.length; i++) {
           const o = page.items[i]!;
@@ -244,6 +259,16 @@ export class ObjectService {
   /** Schema defaults + validation + the kind's own checks; throws 422 with one cause per field. */
   private validate(scope: Scope, obj: KubeObject, old: KubeObject | null, mode: FieldValidation, warnings: string[]): void {
     const causes: StatusCause[] = validateMetadata(obj.metadata, false, scope.resource.namespaced);
+    // ObjectMeta has a fixed shape: unknown keys are errors (Strict) or pruned, like unknown spec fields.
+    for (const key of Object.keys(obj.metadata)) {
+      if (METADATA_FIELDS.has(key)) continue;
+      const field = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? `metadata.${key}` : `metadata[${JSON.stringify(key)}]`;
+      if (mode === 'Strict') causes.push({ reason: 'FieldValueUnknown', field, message: 'field not declared in schema' });
+      else {
+        delete (obj.metadata as Record<string, unknown>)[key];
+        if (mode === 'Warn') warnings.push(`unknown field "${field}"`);
+      }
+    }
     const result = scope.version.schema.validate(obj, mode);
     causes.push(...result.causes);
     if (mode === 'Warn') for (const f of result.unknownFields) warnings.push(`unknown field "${f}"`);
@@ -268,6 +293,7 @@ export class ObjectService {
 
   async create(scope: Scope, input: KubeObject, options: WriteOptions = {}): Promise<Outcome> {
     const { resource, version } = scope;
+    if (resource.terminating) throw methodNotAllowed('POST', `${resource.plural}.${resource.group}: create not allowed while the custom resource definition is terminating`);
     const body = clone(input);
     this.checkIdentity(scope, body);
     const warnings: string[] = [];
@@ -323,6 +349,10 @@ export class ObjectService {
 
   /** PATCH (JSON merge patch or JSON patch), retried on conflicts unless the patch pins a resourceVersion. */
   async patch(scope: Scope, name: string, type: PatchType, patch: unknown, subresource: 'status' | undefined, options: WriteOptions = {}): Promise<Outcome> {
+    return this.patchLock.run(resourceKey(scope.resource, scope.namespace, name), () => this.patchNow(scope, name, type, patch, subresource, options));
+  }
+
+  private async patchNow(scope: Scope, name: string, type: PatchType, patch: unknown, subresource: 'status' | undefined, options: WriteOptions): Promise<Outcome> {
     const subject = subjectOf(scope.resource, name);
     if (type === 'merge' && (typeof patch !== 'object' || patch === null || Array.isArray(patch))) {
       throw badRequest('a JSON merge patch must be a JSON object');
@@ -336,8 +366,9 @@ export class ObjectService {
         candidate =
           type === 'merge'
             ? (jsonMergePatch.apply(clone(current), clone(patch)) as KubeObject)
-            : (fastJsonPatch.applyPatch(clone(current), clone(patch) as any, true, false).newDocument as KubeObject);
+            : (applyJsonPatch(clone(current), clone(patch) as fastJsonPatch.Operation[]) as KubeObject);
       } catch (err) {
+        if (err instanceof ApiError) throw err;
         throw invalid(subject, [{ reason: 'FieldValueInvalid', message: `the patch could not be applied: ${(err as Error).message.split('\n')[0]}` }]);
       }
       if (typeof candidate !== 'object' || candidate === null || Array.isArray(candidate)) {
@@ -497,6 +528,33 @@ export class ObjectService {
     }
     return { ...list, items: deleted };
   }
+}
+
+/** Kubernetes' limits on JSON patches: the number of operations, and how much `copy` may duplicate. */
+const MAX_JSON_PATCH_OPERATIONS = 10_000;
+
+/** Applies a JSON patch (validated, prototype changes banned) without letting `copy` blow up memory. */
+function applyJsonPatch(doc: unknown, ops: fastJsonPatch.Operation[]): unknown {
+  if (ops.length > MAX_JSON_PATCH_OPERATIONS) {
+    throw new ApiError(413, 'RequestEntityTooLarge', `the allowed maximum operations in a JSON patch is ${MAX_JSON_PATCH_OPERATIONS}, got ${ops.length}`);
+  }
+  let copied = 0;
+  for (const op of ops) {
+    if (op?.op === 'copy' && typeof op.from === 'string') {
+      let value: unknown;
+      try {
+        value = fastJsonPatch.getValueByPointer(doc, op.from);
+      } catch {
+        value = undefined; // applyPatch reports the bad pointer
+      }
+      copied += JSON.stringify(value)?.length ?? 0;
+      if (copied > MAX_BODY_BYTES) {
+        throw new ApiError(413, 'RequestEntityTooLarge', `the copy operations of the JSON patch duplicate more than ${MAX_BODY_BYTES} bytes`);
+      }
+    }
+    doc = fastJsonPatch.applyPatch(doc, [op], true, true).newDocument;
+  }
+  return doc;
 }
 
 function patchPinsVersion(type: PatchType, patch: unknown): boolean {

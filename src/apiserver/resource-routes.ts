@@ -260,6 +260,10 @@ export class ResourceRoutes {
     }
     const policy = single(ctx, 'propagationPolicy');
     if (policy !== undefined) opts.propagationPolicy = policy as DeleteOptions['propagationPolicy'];
+    // Checked here, not per object: a collection delete that matches nothing must still reject it.
+    if (opts.propagationPolicy !== undefined && !['Background', 'Foreground', 'Orphan'].includes(opts.propagationPolicy)) {
+      throw badRequest(`propagationPolicy must be one of Background, Foreground, Orphan (got ${JSON.stringify(opts.propagationPolicy)})`);
+    }
     intParam(ctx, 'gracePeriodSeconds');
     return opts;
   }

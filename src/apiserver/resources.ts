@@ -40,6 +40,8 @@ export interface Resource {
   crdName: string;
   /** True for kinds compiled into the server (the CRD kind). */
   builtin: boolean;
+  /** The defining CRD is being deleted: existing objects are served, new ones refused. */
+  terminating?: boolean;
 }
 
 export const resourceKey = (r: Resource, namespace: string | undefined, name: string): string =>

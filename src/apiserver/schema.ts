@@ -25,6 +25,8 @@ function makeAjv(removeAdditional: boolean): Ajv {
     useDefaults: true,
     removeAdditional,
     validateFormats: true,
+    // Errors carry their schema, so oneOf/anyOf/not failures can be explained in words.
+    verbose: true,
     // Patterns come from CRDs (admin-provided); unicode mode matches Go's RE2 better.
     unicodeRegExp: true,
   });
@@ -128,15 +130,33 @@ function valueAt(root: unknown, instancePath: string): unknown {
   return cur;
 }
 
+/** Words for a failed oneOf/anyOf: "exactly one of image, build", or int-or-string. */
+function describeAlternatives(e: ErrorObject, value: unknown): { reason: string; message: string } {
+  const branches: JSONSchema[] = Array.isArray(e.schema) ? (e.schema as JSONSchema[]) : [];
+  const fields = branches.map((b) => (Array.isArray(b.required) && b.required.length === 1 && Object.keys(b).length === 1 ? String(b.required[0]) : null));
+  if (branches.length > 0 && fields.every((f) => f !== null)) {
+    const list = fields.join(', ');
+    if (e.keyword === 'oneOf' && Array.isArray((e.params as any).passingSchemas)) {
+      return { reason: 'FieldValueForbidden', message: `Forbidden: only one of ${list} may be set` };
+    }
+    return { reason: 'FieldValueRequired', message: `Required value: ${e.keyword === 'oneOf' ? 'exactly' : 'at least'} one of ${list} must be set` };
+  }
+  const types = branches.map((b) => (Object.keys(b).length === 1 && typeof b.type === 'string' ? b.type : null));
+  if (branches.length > 0 && types.every((t) => t !== null)) {
+    return { reason: 'FieldValueTypeInvalid', message: `Invalid value: ${describeValue(value)}: must be of type ${[...new Set(types)].join(' or ')}` };
+  }
+  return { reason: 'FieldValueInvalid', message: `Invalid value: ${describeValue(value)}: must match ${e.keyword === 'oneOf' ? 'exactly one' : 'at least one'} of the allowed forms` };
+}
+
 /** Maps Ajv's errors to Kubernetes causes, one per failing field, most specific first. */
 export function causesFromAjv(errors: ErrorObject[], root: unknown): { causes: StatusCause[]; unknownFields: string[] } {
   const causes: StatusCause[] = [];
   const unknownFields: string[] = [];
   const seen = new Set<string>();
-  // anyOf (int-or-string) failures produce one error per branch plus the anyOf itself; keep the summary.
-  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  // A failed oneOf/anyOf/not also reports every failing branch; keep only the summary.
+  const combinators = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'not').map((e) => `${e.schemaPath}/`);
   for (const e of errors) {
-    if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath) && e.schemaPath.includes('/anyOf/')) continue;
+    if (combinators.some((prefix) => e.schemaPath.startsWith(prefix))) continue;
     let field = fieldPath(e.instancePath);
     let reason = 'FieldValueInvalid';
     let message: string;
@@ -162,8 +182,15 @@ export function causesFromAjv(errors: ErrorObject[], root: unknown): { causes: S
         message = `Unsupported value: ${describeValue(value)}: supported values: ${((e.params as any).allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
         break;
       case 'anyOf':
-        message = `Invalid value: ${describeValue(value)}: must be an integer or a string`;
+      case 'oneOf':
+        ({ reason, message } = describeAlternatives(e, value));
         break;
+      case 'not': {
+        const forbidden: string[] = (e.schema as JSONSchema)?.required ?? [];
+        reason = 'FieldValueForbidden';
+        message = forbidden.length ? `Forbidden: may not set all of ${forbidden.join(', ')} together` : `Invalid value: ${describeValue(value)}: matches a forbidden form`;
+        break;
+      }
       case 'maxLength':
       case 'maxItems':
       case 'maxProperties':

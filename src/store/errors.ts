@@ -2,7 +2,7 @@
 
 import type { KubeObject } from '../api/types.js';
 
-export type StoreErrorCode = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Compacted' | 'Unavailable';
+export type StoreErrorCode = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Compacted' | 'FutureRevision' | 'TooLarge' | 'Unavailable';
 
 export class StoreError extends Error {
   constructor(
@@ -20,6 +20,9 @@ export class StoreError extends Error {
     if (err instanceof StoreError) return err;
     const message = err instanceof Error ? err.message : String(err);
     if (/compacted/i.test(message)) return new StoreError('Compacted', message);
+    // Caller errors etcd reports, not outages: a revision newer than etcd's, a value over its request limit.
+    if (/future revision/i.test(message)) return new StoreError('FutureRevision', message);
+    if (/request is too large/i.test(message)) return new StoreError('TooLarge', message);
     return new StoreError('Unavailable', `etcd: ${message}`);
   }
 }

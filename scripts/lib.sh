@@ -1,0 +1,52 @@
+# Shared helpers for the make up/down/status scripts: state locations, pid files and
+# process checks. Processes are identified by their pid file AND their command line, so a
+# reused pid never gets a signal meant for a Slipway process.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${SLIPWAY_STATE_DIR:-$ROOT/.slipway}
+RUN_DIR=$STATE/run
+LOG_DIR=$STATE/logs
+ETCD_DATA=$STATE/etcd
+ETCD_PORT=${SLIPWAY_ETCD_PORT:-23790}
+ETCD_PEER_PORT=${SLIPWAY_ETCD_PEER_PORT:-23800}
+API_PORT=${SLIPWAY_API_PORT:-6440}
+ETCD_URL=http://127.0.0.1:$ETCD_PORT
+API_URL=http://127.0.0.1:$API_PORT
+CONFIG=${SLIPWAY_CONFIG:-$HOME/.slipway/config}
+
+# pid_alive PIDFILE PATTERN: true if the pid file names a live process whose command line matches.
+pid_alive() {
+  local file=$1 pattern=$2 pid
+  [ -f "$file" ] || return 1
+  pid=$(cat "$file" 2>/dev/null) || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
+}
+
+# wait_http URL SECONDS: waits until URL answers 200.
+wait_http() {
+  node -e '
+    const [url, seconds] = process.argv.slice(1);
+    const deadline = Date.now() + Number(seconds) * 1000;
+    (async () => {
+      for (;;) {
+        try { const r = await fetch(url); if (r.status === 200) process.exit(0); } catch {}
+        if (Date.now() > deadline) { console.error(`timed out waiting for ${url}`); process.exit(1); }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();' "$1" "$2"
+}
+
+# stop_pid PIDFILE PATTERN NAME: SIGTERM, then SIGKILL after 10 s; removes the pid file.
+stop_pid() {
+  local file=$1 pattern=$2 name=$3 pid
+  if pid_alive "$file" "$pattern"; then
+    pid=$(cat "$file")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    echo "stopped $name (pid $pid)"
+  fi
+  rm -f "$file"
+}
