@@ -6,10 +6,9 @@
 import type { KubeObject } from '../../src/api/types.js';
 import { ApiRequestError } from '../../src/client/api-client.js';
 import { FILENAME, OUTPUT, RECURSIVE, type Command } from '../command.js';
-import { CliError, formatError, isNotFound, step } from '../errors.js';
-import { readManifests } from '../manifests.js';
-import { checkResultFormat, formatResults, objectRef } from '../printers.js';
-import { applyOrder, kindDefinedBy, resolveTarget, type Target } from '../targets.js';
+import { CliError, isNotFound, step } from '../errors.js';
+import { runOnManifests, serverDryRun } from '../manifest-runner.js';
+import type { Target } from '../targets.js';
 import { lastApplied, sameObject, threeWayMergePatch, withLastApplied } from '../three-way-merge.js';
 import type { Session } from '../session.js';
 
@@ -62,30 +61,10 @@ export const command: Command = {
     OUTPUT('name, yaml, json (default: a line per object)'),
   ],
   async run(ctx, flags) {
-    if (flags.positional.length) throw new CliError(`unexpected arguments: ${flags.positional.join(' ')} (apply reads objects from -f)`);
-    const dryRunFlag = flags.string('dry-run') ?? 'none';
-    if (!['server', 'none'].includes(dryRunFlag)) throw new CliError(`invalid --dry-run value "${dryRunFlag}": only "server" and "none" are supported`);
-    const dryRun = dryRunFlag === 'server';
-    const format = checkResultFormat(flags.string('output'));
-    const manifests = applyOrder(readManifests(flags.strings('filename'), flags.bool('recursive'), ctx.readStdin));
-    const pendingKinds = new Set<string>();
-    const results: { resource: Target['resource']; object: KubeObject }[] = [];
-    let failures = 0;
-    for (const m of manifests) {
-      try {
-        if (!m.object.metadata?.name) throw new CliError(`error when applying "${m.source}": apply needs metadata.name (generateName is only for create)`);
-        const target = await resolveTarget(ctx.session, m, pendingKinds);
-        const result = await applyOne(ctx.session, target, dryRun);
-        const kind = kindDefinedBy(m.object);
-        if (kind && !dryRun) pendingKinds.add(kind);
-        if (format) results.push({ resource: target.resource, object: result.object });
-        else ctx.stdout(`${objectRef(target.resource, result.object)} ${result.verb}${dryRun ? ' (server dry run)' : ''}\n`);
-      } catch (err) {
-        failures++;
-        ctx.stderr(`${formatError(err)}\n`);
-      }
-    }
-    if (format && results.length) ctx.stdout(formatResults(format, results));
-    return failures ? 1 : 0;
+    const dryRun = serverDryRun(flags);
+    return runOnManifests(ctx, flags, 'apply', { dryRun }, async (target, m) => {
+      if (!m.object.metadata?.name) throw new CliError(`error when applying "${m.source}": apply needs metadata.name (generateName is only for create)`);
+      return applyOne(ctx.session, target, dryRun);
+    });
   },
 };

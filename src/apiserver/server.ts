@@ -157,7 +157,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       if (info?.verb !== 'watch') {
         const seconds = Number(process.hrtime.bigint() - start) / 1e9;
         metrics.requestDuration.observe(labels, seconds);
-        ctx.state.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'request');
+        const mutating = ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(labels.verb);
+        ctx.state.log[mutating || ctx.status >= 500 ? 'info' : 'debug']({ verb: labels.verb, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'request');
       }
     }
   });
