@@ -245,10 +245,13 @@ export function resourceFromCrd(crd: KubeObject, compiler: SchemaCompiler): Reso
 
 /** The status Kubernetes reports for an accepted CRD. */
 export function crdStatus(crd: KubeObject, now: string): Record<string, unknown> {
-  const names = crd.spec.names;
-  const previous: any[] = crd.status?.conditions ?? [];
+  // Runs before validation (prepareForCreate/Update), so it must not trust the shape of anything.
+  const names: Record<string, any> = isObject(crd.spec?.names) ? crd.spec.names : {};
+  const kind = typeof names.kind === 'string' ? names.kind : '';
+  const versions: any[] = Array.isArray(crd.spec?.versions) ? crd.spec.versions : [];
+  const previous: any[] = Array.isArray(crd.status?.conditions) ? crd.status.conditions : [];
   const condition = (type: string, reason: string, message: string) => {
-    const prev = previous.find((c) => c.type === type);
+    const prev = previous.find((c) => c?.type === type);
     return { type, status: 'True', reason, message, lastTransitionTime: prev?.status === 'True' ? prev.lastTransitionTime : now };
   };
   return {
@@ -258,12 +261,12 @@ export function crdStatus(crd: KubeObject, now: string): Record<string, unknown>
     ],
     acceptedNames: {
       plural: names.plural,
-      singular: names.singular ?? names.kind.toLowerCase(),
+      singular: names.singular ?? kind.toLowerCase(),
       kind: names.kind,
-      listKind: names.listKind ?? `${names.kind}List`,
+      listKind: names.listKind ?? `${kind}List`,
       ...(names.shortNames ? { shortNames: names.shortNames } : {}),
       ...(names.categories ? { categories: names.categories } : {}),
     },
-    storedVersions: [...new Set([...(crd.status?.storedVersions ?? []), ...(crd.spec.versions as any[]).filter((v) => v.storage).map((v) => v.name)])],
+    storedVersions: [...new Set([...(Array.isArray(crd.status?.storedVersions) ? crd.status.storedVersions : []), ...versions.filter((v) => v?.storage).map((v) => v.name)])],
   };
 }

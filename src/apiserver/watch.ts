@@ -153,6 +153,8 @@ export class WatchHub {
     }
 
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'X-Content-Type-Options': 'nosniff' });
+    // Send the headers now: a watch from a recent revision may see no event for a long time.
+    res.flushHeaders();
     res.socket?.setNoDelay(true);
     open = true;
     for (const line of initial) res.write(line);

@@ -91,6 +91,8 @@ export class EtcdStore {
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
       dialTimeout: 3_000,
+      // gRPC's default 4 MiB receive limit fails unpaged lists of a few thousand objects (kube-apiserver lifts it too).
+      grpcOptions: { 'grpc.max_receive_message_length': -1 },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.callTimeoutMs }),
     };
     this.client = new Etcd3(etcdOptions);

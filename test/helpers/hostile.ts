@@ -126,7 +126,7 @@ const LEAK = [
   /\n\s+at \S/,
   /\bat (?:async )?[\w.<>$]+ \((?:file:|node:|\/)[^)]*:\d+:\d+\)/,
   /(?:file:\/\/|node:internal|node_modules\/|\/work\/|\/src\/apiserver\/|\/dist\/|\.build-)/,
-  /\b(?:TypeError|ReferenceError|RangeError|SyntaxError)\b(?!: (?:Unexpected|Expected|Bad|Unterminated|Invalid|Exponent|No number))/,
+  /\b(?:TypeError|ReferenceError|RangeError)\b|Cannot read propert|is not a function|is not iterable|Maximum call stack|Invalid string length|out of memory/,
 ];
 
 /** Problems with an error answer: a Kubernetes Status of the same code, with a message and reason, and no leaks. */

@@ -1,0 +1,69 @@
+// Pure functions of the shared API module, checked by exact comparison: label selectors,
+// JSONPath, names, deep equality.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatLabelSelector, matchesLabels, parseLabelSelector, selectorFromObject } from '../src/api/labels.js';
+import { evaluate, parseJsonPath, parseTemplate, renderTemplate } from '../src/api/jsonpath.js';
+import { dns1123LabelProblems, qualifiedNameProblems } from '../src/api/names.js';
+import { deepEqual } from '../src/api/deep-equal.js';
+
+test('label selectors parse to requirements and print back', () => {
+  assert.deepEqual(parseLabelSelector('app=web, tier in (a,b),!legacy,env!=prod,x,n>3'), [
+    { key: 'app', operator: 'In', values: ['web'] },
+    { key: 'tier', operator: 'In', values: ['a', 'b'] },
+    { key: 'legacy', operator: 'DoesNotExist', values: [] },
+    { key: 'env', operator: 'NotIn', values: ['prod'] },
+    { key: 'x', operator: 'Exists', values: [] },
+    { key: 'n', operator: 'Gt', values: ['3'] },
+  ]);
+  assert.equal(formatLabelSelector(parseLabelSelector('a==b,c notin (d, e)')), 'a=b,c notin (d,e)');
+  for (const bad of ['a in (', 'a=b=c', '!!a', 'a,', '=b', 'a in ()', 'Bad Key=x', 'a>b', 'a=' + 'v'.repeat(64)]) {
+    assert.throws(() => parseLabelSelector(bad), Error, bad);
+  }
+});
+
+test('label selectors match like Kubernetes (absent keys satisfy != and notin)', () => {
+  const labels = { app: 'web', n: '5' };
+  const m = (s: string) => matchesLabels(parseLabelSelector(s), labels);
+  assert.equal(m('app=web'), true);
+  assert.equal(m('app!=web'), false);
+  assert.equal(m('tier!=x'), true);
+  assert.equal(m('tier notin (x)'), true);
+  assert.equal(m('tier in (x)'), false);
+  assert.equal(m('!tier,app'), true);
+  assert.equal(m('n>4,n<6'), true);
+  assert.equal(m(''), true);
+  assert.equal(matchesLabels(selectorFromObject({ role: 'app' }), { role: 'app', edge: 'true' }), true);
+  assert.equal(matchesLabels(selectorFromObject({ matchExpressions: [{ key: 'edge', operator: 'Exists' }] }), { role: 'app' }), false);
+});
+
+test('JSONPath expressions and templates', () => {
+  const obj = { status: { conditions: [{ type: 'Ready', status: 'True' }, { type: 'Degraded', status: 'False' }] }, spec: { ports: [1, 2, 3] } };
+  assert.deepEqual(evaluate(parseJsonPath('.status.conditions[?(@.type=="Ready")].status'), obj), ['True']);
+  assert.deepEqual(evaluate(parseJsonPath('{.spec.ports[-1]}'), obj), [3]);
+  assert.deepEqual(evaluate(parseJsonPath('.spec.ports[0:2]'), obj), [1, 2]);
+  assert.deepEqual(evaluate(parseJsonPath('..type'), obj), ['Ready', 'Degraded']);
+  assert.deepEqual(evaluate(parseJsonPath('.missing.field'), obj), []);
+  const list = { items: [{ metadata: { name: 'a' } }, { metadata: { name: 'b' } }] };
+  assert.equal(renderTemplate(parseTemplate('{range .items[*]}{.metadata.name}{"\\n"}{end}'), list), 'a\nb\n');
+  assert.equal(renderTemplate(parseTemplate('names: {.items[*].metadata.name}'), list), 'names: a b');
+  assert.throws(() => parseTemplate('{range .items[*]}{.x}'));
+  assert.throws(() => parseJsonPath('.a[?(@.b ==)]'));
+});
+
+test('names and qualified names', () => {
+  assert.deepEqual(dns1123LabelProblems('web-1'), []);
+  assert.equal(dns1123LabelProblems('Web').length, 1);
+  assert.equal(dns1123LabelProblems('a'.repeat(64)).length, 1);
+  assert.deepEqual(qualifiedNameProblems('slipway.dev/edge'), []);
+  assert.ok(qualifiedNameProblems('a/b/c').length > 0);
+  assert.ok(qualifiedNameProblems('Bad_Prefix/x').length > 0);
+});
+
+test('deepEqual ignores key order and undefined members', () => {
+  assert.equal(deepEqual({ a: 1, b: [1, { c: 2 }] }, { b: [1, { c: 2 }], a: 1 }), true);
+  assert.equal(deepEqual({ a: 1, b: undefined }, { a: 1 }), true);
+  assert.equal(deepEqual([1, 2], [2, 1]), false);
+  assert.equal(deepEqual({ a: null }, { a: undefined }), false);
+});
