@@ -7,6 +7,7 @@ import { formatLabelSelector, matchesLabels, parseLabelSelector, selectorFromObj
 import { evaluate, parseJsonPath, parseTemplate, renderTemplate } from '../src/api/jsonpath.js';
 import { dns1123LabelProblems, qualifiedNameProblems } from '../src/api/names.js';
 import { deepEqual } from '../src/api/deep-equal.js';
+import { applyMergePatch } from '../src/api/merge-patch.js';
 
 test('label selectors parse to requirements and print back', () => {
   assert.deepEqual(parseLabelSelector('app=web, tier in (a,b),!legacy,env!=prod,x,n>3'), [
@@ -66,4 +67,15 @@ test('deepEqual ignores key order and undefined members', () => {
   assert.equal(deepEqual({ a: 1, b: undefined }, { a: 1 }), true);
   assert.equal(deepEqual([1, 2], [2, 1]), false);
   assert.equal(deepEqual({ a: null }, { a: undefined }), false);
+});
+
+test('merge patch (RFC 7386), including keys that shadow Object.prototype', () => {
+  const target = { a: 'b', c: { d: 'e', f: 'g' }, list: [1, 2], labels: { hasOwnProperty: 'x', keep: 'y' } };
+  const patched = applyMergePatch(target, { a: 'z', c: { f: null }, list: [3], labels: { hasOwnProperty: null, constructor: 'c' }, n: { deep: { er: 1 } } });
+  assert.deepEqual(patched, { a: 'z', c: { d: 'e' }, list: [3], labels: { keep: 'y', constructor: 'c' }, n: { deep: { er: 1 } } });
+  assert.deepEqual(target, { a: 'b', c: { d: 'e', f: 'g' }, list: [1, 2], labels: { hasOwnProperty: 'x', keep: 'y' } }, 'the target is not modified');
+  assert.equal(applyMergePatch({ a: 1 }, 'replaced'), 'replaced');
+  assert.deepEqual(applyMergePatch('scalar', { a: 1 }), { a: 1 });
+  assert.equal(Object.getPrototypeOf(applyMergePatch({}, JSON.parse('{"__proto__": {"polluted": true}}'))), Object.prototype);
+  assert.equal(({} as any).polluted, undefined);
 });

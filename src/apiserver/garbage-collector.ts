@@ -7,12 +7,11 @@
 import type { Logger } from 'pino';
 import { FINALIZER_FOREGROUND, FINALIZER_NAMESPACE, FINALIZER_ORPHAN, GROUP, type KubeObject } from '../api/types.js';
 import type { EtcdStore } from '../store/etcd-store.js';
-import { ObjectIndex } from '../store/object-index.js';
 import { CRD_CLEANUP_FINALIZER } from './crd.js';
 import { ApiError } from './errors.js';
+import type { ObjectCache } from './object-cache.js';
 import type { ObjectService, Scope } from './objects.js';
 import { resourcePrefix, type Registry, type Resource } from './resources.js';
-import type { WatchHub } from './watch.js';
 
 interface Item {
   resource: Resource;
@@ -23,7 +22,6 @@ const RESYNC_MS = 30_000;
 const RETRY_MS = 500;
 
 export class GarbageCollector {
-  private readonly indexes = new Map<string, { resource: Resource; index: ObjectIndex }>();
   /** uid → object (the newest version seen). */
   private readonly byUid = new Map<string, Item>();
   /** owner uid → dependent uids. */
@@ -33,45 +31,33 @@ export class GarbageCollector {
   private running = false;
   private stopped = false;
   private resyncTimer: NodeJS.Timeout | null = null;
-  private unsubscribeRegistry: (() => void) | null = null;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(
     private readonly registry: Registry,
     private readonly store: EtcdStore,
-    private readonly hub: WatchHub,
+    private readonly cache: ObjectCache,
     private readonly objects: ObjectService,
     private readonly log: Logger,
   ) {}
 
-  async start(): Promise<void> {
-    this.unsubscribeRegistry = this.registry.onChange((r, removed) => {
-      if (!removed) void this.track(r).catch((err) => this.log.warn({ err: String(err) }, 'gc: cannot follow resource'));
-    });
-    await Promise.all(this.registry.all().map((r) => this.track(r)));
+  /** Call before the cache starts, so the initial listing builds the graph. */
+  start(): void {
+    this.unsubscribe = this.cache.onChange((resource, obj, previous) => this.observe(resource, obj, previous));
     this.resyncTimer = setInterval(() => this.resync(), RESYNC_MS);
     this.resyncTimer.unref();
+  }
+
+  /** Looks at everything once the cache has listed every kind. */
+  synced(): void {
     this.resync();
   }
 
   stop(): void {
     this.stopped = true;
-    this.unsubscribeRegistry?.();
+    this.unsubscribe?.();
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     for (const t of this.delayed.values()) clearTimeout(t);
-    for (const { index } of this.indexes.values()) index.stop();
-  }
-
-  private async track(resource: Resource): Promise<void> {
-    const prefix = resourcePrefix(resource);
-    if (this.indexes.has(prefix)) {
-      this.indexes.get(prefix)!.resource = resource;
-      return;
-    }
-    const index = new ObjectIndex(this.store, this.hub.cacheFor(resource));
-    const entry = { resource, index };
-    this.indexes.set(prefix, entry);
-    index.onChange((_key, obj, previous) => this.observe(entry.resource, obj, previous));
-    await index.start();
   }
 
   private observe(resource: Resource, obj: KubeObject | null, previous: KubeObject | null): void {

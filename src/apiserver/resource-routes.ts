@@ -191,7 +191,8 @@ export class ResourceRoutes {
     const name = info.name!;
     switch (info.verb) {
       case 'list':
-        ctx.body = await this.objects.list(scope, this.listQuery(ctx, scope));
+        ctx.type = 'application/json';
+        ctx.body = await this.objects.listJson(scope, this.listQuery(ctx, scope));
         return;
       case 'watch': {
         const rv = single(ctx, 'resourceVersion');

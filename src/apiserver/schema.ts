@@ -44,18 +44,22 @@ function makeAjv(removeAdditional: boolean): Ajv {
 const validateListType: any = function validateListTypeFn(this: unknown, listType: string, data: unknown[], parentSchema?: JSONSchema) {
   if (listType !== 'set' && listType !== 'map') return true;
   const keys: string[] = (parentSchema?.['x-kubernetes-list-map-keys'] as string[]) ?? [];
+  const identity = (item: unknown): unknown => {
+    if (listType === 'set') return item;
+    const obj = item && typeof item === 'object' ? (item as Record<string, unknown>) : {};
+    return keys.length === 1 ? obj[keys[0]!] : Object.fromEntries(keys.map((k) => [k, obj[k]]));
+  };
   const seen = new Set<string>();
   for (let i = 0; i < data.length; i++) {
-    const item = data[i] as Record<string, unknown> | null;
-    const id =
-      listType === 'map'
-        ? JSON.stringify(Object.fromEntries(keys.map((k) => [k, item && typeof item === 'object' ? item[k] : undefined])))
-        : JSON.stringify(item);
-    if (seen.has(id)) {
-      validateListType.errors = [{ keyword: 'x-kubernetes-list-type', message: `Duplicate value: ${id}`, params: { index: i } }];
+    const id = identity(data[i]);
+    // Scalars (the usual single map key) need no serialisation to compare.
+    const text = typeof id === 'string' ? `s${id}` : `j${JSON.stringify(id)}`;
+    if (seen.has(text)) {
+      const shown = listType === 'map' ? Object.fromEntries(keys.map((k) => [k, (data[i] as any)?.[k]])) : id;
+      validateListType.errors = [{ keyword: 'x-kubernetes-list-type', message: `Duplicate value: ${JSON.stringify(shown)}`, params: { index: i } }];
       return false;
     }
-    seen.add(id);
+    seen.add(text);
   }
   return true;
 };

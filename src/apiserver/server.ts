@@ -16,6 +16,7 @@ import { ensureDefaultNamespace, installCrds, loadCrdFiles } from './bootstrap.j
 import { crdResource, resourceFromCrd } from './crd.js';
 import { ApiError, badRequest, internal, methodNotAllowed, pathNotFound, tooManyRequests, unavailable } from './errors.js';
 import { GarbageCollector } from './garbage-collector.js';
+import { ObjectCache } from './object-cache.js';
 import { ApiMetrics } from './metrics.js';
 import { ObjectService, type NamespaceLookup } from './objects.js';
 import { ResourceRoutes, type RequestInfo } from './resource-routes.js';
@@ -71,26 +72,29 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const crdKind = crdResource(compiler);
   registry.put(crdKind);
 
-  let namespaceIndex: ObjectIndex | null = null;
+  // The object service reads the cache, which follows the hub, which serves the service's
+  // lists: the closures below only run after `cache` is initialised.
   const namespaces: NamespaceLookup = {
     async phase(name) {
       const resource = registry.get(GROUP, 'namespaces');
       if (!resource) return null;
       const key = resourceKey(resource, undefined, name);
-      let ns: KubeObject | null | undefined = namespaceIndex?.get(key);
+      let ns: KubeObject | null | undefined = cache.get(resource, key);
+      // Only a cached Active namespace is trusted; anything else is confirmed with etcd.
       if (!ns || ns.metadata.deletionTimestamp) ns = await store.get(key);
       if (!ns) return null;
       return ns.metadata.deletionTimestamp ? 'Terminating' : 'Active';
     },
   };
-  const objects = new ObjectService(store, strategies(registry, compiler), namespaces);
-  const hub = new WatchHub(store, objects, {
+  const objects: ObjectService = new ObjectService(store, strategies(registry, compiler), namespaces, (resource, key): KubeObject | undefined => cache.get(resource, key));
+  const hub: WatchHub = new WatchHub(store, objects, {
     ...(options.bookmarkIntervalMs ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
     onOpen: (r) => metrics.openWatches.inc({ resource: r.plural }),
     onClose: (r) => metrics.openWatches.dec({ resource: r.plural }),
   });
   const routes = new ResourceRoutes(registry, objects, hub);
-  const gc = new GarbageCollector(registry, store, hub, objects, log.child({ component: 'garbage-collector' }));
+  const cache: ObjectCache = new ObjectCache(registry, store, hub, (err) => log.warn({ err: String(err) }, 'cannot follow a resource'));
+  const gc = new GarbageCollector(registry, store, cache, objects, log.child({ component: 'garbage-collector' }));
   const compactor = new Compactor(store, options.compactionIntervalMs, (err) => log.warn({ err: String(err) }, 'compaction failed'));
 
   // Served kinds follow the stored CRDs, in this server and in any other one sharing the etcd.
@@ -125,7 +129,6 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     const supplied = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(supplied) ? supplied : randomUUID();
     ctx.set('X-Request-Id', requestId);
-    ctx.state.log = log.child({ reqId: requestId });
     const isWatch = ctx.query.watch === 'true' || ctx.query.watch === '1';
     let counted = false;
     try {
@@ -141,7 +144,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       const apiError =
         err instanceof ApiError
           ? err
-          : (ctx.state.log.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unexpected error'), internal());
+          : (log.error({ reqId: requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unexpected error'), internal());
       ctx.respond = true;
       ctx.status = apiError.code;
       if (apiError.details?.retryAfterSeconds) ctx.set('Retry-After', String(apiError.details.retryAfterSeconds));
@@ -158,7 +161,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
         const seconds = Number(process.hrtime.bigint() - start) / 1e9;
         metrics.requestDuration.observe(labels, seconds);
         const mutating = ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(labels.verb);
-        ctx.state.log[mutating || ctx.status >= 500 ? 'info' : 'debug']({ verb: labels.verb, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'request');
+        const level = mutating || ctx.status >= 500 ? 'info' : 'debug';
+        if (log.isLevelEnabled(level)) log[level]({ reqId: requestId, verb: labels.verb, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'request');
       }
     }
   });
@@ -201,13 +205,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     }
     await crdIndex.start();
     if (options.crdsDir) await installCrds(await loadCrdFiles(options.crdsDir), objects, registry, log);
-    const nsResource = registry.get(GROUP, 'namespaces');
-    if (nsResource) {
-      namespaceIndex = new ObjectIndex(store, hub.cacheFor(nsResource));
-      await namespaceIndex.start();
-    }
     await ensureDefaultNamespace(objects, registry);
-    await gc.start();
+    gc.start();
+    await cache.start();
+    gc.synced();
     compactor.start();
     ready = true;
   }
@@ -256,9 +257,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     async close() {
       ready = false;
       gc.stop();
+      cache.stop();
       compactor.stop();
       crdIndex.stop();
-      namespaceIndex?.stop();
       await hub.stop();
       if (server) {
         server.closeAllConnections();

@@ -26,6 +26,22 @@ export interface ListOptions {
   startKey?: string;
 }
 
+/** One stored value as etcd returned it, undecoded. */
+export interface RawEntry {
+  key: string;
+  value: Buffer;
+  modRevision: string;
+}
+
+export interface RawListResult {
+  entries: RawEntry[];
+  /** The revision the list was read at. */
+  revision: number;
+  /** Keys left after this page (only meaningful when `more`). */
+  remaining: number;
+  more: boolean;
+}
+
 export interface ListResult {
   items: KubeObject[];
   /** The etcd key of each item. */
@@ -63,10 +79,22 @@ export interface WriteOptions {
   ttlSeconds?: number;
 }
 
+/**
+ * The stored form: the object without its resourceVersion (etcd's mod revision is the version),
+ * always starting `{"apiVersion":…,"kind":…,"metadata":{`, so lists can splice the version in
+ * without parsing (see `RawEntry`).
+ */
 const encoder = (obj: KubeObject): Buffer => {
   const { resourceVersion: _rv, ...metadata } = obj.metadata;
-  return Buffer.from(JSON.stringify({ ...obj, metadata }));
+  const { apiVersion, kind, metadata: _m, ...rest } = obj;
+  return Buffer.from(JSON.stringify({ apiVersion, kind, metadata, ...rest }));
 };
+
+/** What a write stored, as the caller sees it: the same object at its new version. */
+const written = (obj: KubeObject, revision: string | number): KubeObject => ({
+  ...obj,
+  metadata: { ...obj.metadata, resourceVersion: String(revision) },
+});
 
 export function prefixEnd(prefix: string): Buffer {
   const buf = Buffer.from(prefix);
@@ -120,6 +148,25 @@ export class EtcdStore {
     return obj;
   }
 
+  /**
+   * The JSON of a stored object with its resourceVersion, spliced into the stored bytes without
+   * parsing them (lists of thousands of objects): the pieces to send, in order, without copying
+   * the value. Null if the value does not start the way the encoder writes it for this
+   * apiVersion and kind; decode it instead.
+   */
+  static presentRaw(entry: RawEntry, storedPrefix: Buffer): Buffer[] | null {
+    const { value } = entry;
+    const n = storedPrefix.length;
+    if (value.length <= n || storedPrefix.compare(value, 0, n) !== 0) return null;
+    const separator = value[n] === 0x7d /* } */ ? '' : ',';
+    return [storedPrefix, Buffer.from(`"resourceVersion":"${entry.modRevision}"${separator}`), value.subarray(n)];
+  }
+
+  /** How the encoder starts every stored object of this apiVersion and kind (see presentRaw). */
+  static storedPrefix(apiVersion: string, kind: string): Buffer {
+    return Buffer.from(`{"apiVersion":${JSON.stringify(apiVersion)},"kind":${JSON.stringify(kind)},"metadata":{`);
+  }
+
   async get(key: string): Promise<KubeObject | null> {
     const res = await this.timed('get', () => this.client.kv.range({ key: Buffer.from(key) }));
     const kv = res.kvs[0];
@@ -134,7 +181,8 @@ export class EtcdStore {
     return Number(res.header.revision);
   }
 
-  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+  /** Reads a page of stored values without decoding them. */
+  async listRaw(prefix: string, options: ListOptions = {}): Promise<RawListResult> {
     const res = await this.timed('list', () =>
       this.client.kv.range({
         key: Buffer.from(options.startKey ?? prefix),
@@ -143,15 +191,24 @@ export class EtcdStore {
         revision: options.revision ?? 0,
       }),
     );
-    const items = res.kvs.map((kv) => EtcdStore.decode(kv.value, kv.mod_revision));
-    const lastKv = res.kvs[res.kvs.length - 1];
     return {
-      items,
-      keys: res.kvs.map((kv) => kv.key.toString('utf8')),
+      entries: res.kvs.map((kv) => ({ key: kv.key.toString('utf8'), value: kv.value, modRevision: kv.mod_revision })),
       revision: Number(res.header.revision),
       more: res.more,
       remaining: Number(res.count) - res.kvs.length,
-      ...(lastKv ? { lastKey: lastKv.key.toString('utf8') } : {}),
+    };
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+    const page = await this.listRaw(prefix, options);
+    const last = page.entries[page.entries.length - 1];
+    return {
+      items: page.entries.map((e) => EtcdStore.decode(e.value, e.modRevision)),
+      keys: page.entries.map((e) => e.key),
+      revision: page.revision,
+      more: page.more,
+      remaining: page.remaining,
+      ...(last ? { lastKey: last.key } : {}),
     };
   }
 
@@ -175,7 +232,7 @@ export class EtcdStore {
       }),
     );
     if (!res.succeeded) throw new StoreError('AlreadyExists', `key ${key} already exists`);
-    return EtcdStore.decode(value, res.header.revision);
+    return written(obj, res.header.revision);
   }
 
   /**
@@ -193,7 +250,7 @@ export class EtcdStore {
       }),
     );
     if (!res.succeeded) throw this.failedPrecondition(key, res.responses[0]?.response_range?.kvs ?? []);
-    return EtcdStore.decode(value, res.header.revision);
+    return written(obj, res.header.revision);
   }
 
   /**
