@@ -2,8 +2,7 @@
 // watch hub, garbage collector, compactor, and the koa app with its one error middleware.
 
 import { randomUUID } from 'node:crypto';
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -14,7 +13,8 @@ import { Compactor } from '../store/compactor.js';
 import { ObjectIndex } from '../store/object-index.js';
 import { ensureDefaultNamespace, installCrds, loadCrdFiles } from './bootstrap.js';
 import { crdResource, resourceFromCrd } from './crd.js';
-import { ApiError, badRequest, internal, methodNotAllowed, pathNotFound, tooManyRequests, unavailable } from './errors.js';
+import { ApiError, internal, pathNotFound, tooManyRequests, unavailable } from './errors.js';
+import { answerMalformedRequests } from './http-guards.js';
 import { GarbageCollector } from './garbage-collector.js';
 import { ObjectCache } from './object-cache.js';
 import { ApiMetrics } from './metrics.js';
@@ -53,12 +53,6 @@ export interface ApiServer {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** A whole HTTP/1.1 response carrying a Status, for sockets outside koa (parse errors, CONNECT). */
-function rawResponse(error: ApiError): string {
-  const body = JSON.stringify(error.toStatus());
-  return `HTTP/1.1 ${error.code} ${STATUS_CODES[error.code] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
-}
 
 export function createApiServer(options: ApiServerOptions): ApiServer {
   const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'apiserver' } });
@@ -223,27 +217,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     async listen(port = 0, host = '127.0.0.1') {
       server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 60_000 }, app.callback());
       server.headersTimeout = 66_000;
-      // Requests koa never sees still get a Status: malformed HTTP, CONNECT, unmet Expect headers.
-      server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-        const responding = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
-        if (err.code === 'ECONNRESET' || !socket.writable || responding) return void socket.destroy();
-        const error =
-          err.code === 'HPE_HEADER_OVERFLOW'
-            ? new ApiError(431, 'RequestEntityTooLarge', 'the request headers are too large')
-            : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-              ? new ApiError(408, 'Timeout', 'the request was not received in time')
-              : badRequest(`malformed HTTP request (${err.code ?? 'parse error'})`);
-        socket.end(rawResponse(error));
-      });
-      server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-        socket.on('error', () => {});
-        socket.end(rawResponse(methodNotAllowed(String(req.method), String(req.url).slice(0, 200))));
-      });
-      server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-        const error = new ApiError(417, 'BadRequest', `unsupported Expect header ${JSON.stringify(String(req.headers.expect).slice(0, 100))}`);
-        res.writeHead(error.code, { 'Content-Type': 'application/json', Connection: 'close' });
-        res.end(JSON.stringify(error.toStatus()));
-      });
+      answerMalformedRequests(server);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(port, host, () => resolve());
