@@ -113,6 +113,8 @@ export class ObjectService {
   private readonly afterWriteHooks = new Set<ObjectListener>();
   /** Patches of one object from this server queue up rather than conflict with each other. */
   private readonly patchLock = new KeyedMutex();
+  /** Objects `current()` took from the cache, which may lag etcd. */
+  private readonly servedFromCache = new WeakSet<KubeObject>();
 
   constructor(
     private readonly store: EtcdStore,
@@ -172,7 +174,26 @@ export class ObjectService {
    */
   private async current(scope: Scope, name: string, version?: string, preferCache = false): Promise<KubeObject> {
     const hit = this.cached(scope.resource, resourceKey(scope.resource, scope.namespace, name));
-    if (hit && (preferCache || (version !== undefined && hit.metadata.resourceVersion === version))) return hit;
+    if (hit && (preferCache || (version !== undefined && hit.metadata.resourceVersion === version))) {
+      this.servedFromCache.add(hit);
+      return hit;
+    }
+    return this.read(scope, name);
+  }
+
+  /** Whether `current()` answered with the cache's copy (rather than a fresh etcd read). */
+  private isCached(obj: KubeObject): boolean {
+    return this.servedFromCache.has(obj);
+  }
+
+  /** Throws 409 if etcd holds a newer version than `obj` (404 if it is gone). */
+  private async confirmNewest(scope: Scope, obj: KubeObject): Promise<void> {
+    const latest = await this.read(scope, obj.metadata.name!);
+    if (latest.metadata.resourceVersion !== obj.metadata.resourceVersion) throw staleConflict(subjectOf(scope.resource, obj.metadata.name));
+  }
+
+  /** The stored object, read from etcd (a consistent read). */
+  private async read(scope: Scope, name: string): Promise<KubeObject> {
     const subject = subjectOf(scope.resource, name);
     let obj: KubeObject | null;
     try {
@@ -185,15 +206,7 @@ export class ObjectService {
   }
 
   async get(scope: Scope, name: string): Promise<KubeObject> {
-    const subject = subjectOf(scope.resource, name);
-    let obj: KubeObject | null;
-    try {
-      obj = await this.store.get(resourceKey(scope.resource, scope.namespace, name));
-    } catch (err) {
-      this.storeError(err, subject);
-    }
-    if (!obj) throw notFound(subject);
-    return this.present(obj, scope);
+    return this.present(await this.read(scope, name), scope);
   }
 
   /**
@@ -508,7 +521,11 @@ export class ObjectService {
     this.strategy(resource).prepareForUpdate?.(next, current, now);
     this.validate(scope, next, current, options.fieldValidation ?? 'Strict', warnings);
     if (subresource !== 'status' && !deepEqual(specOf(next), specOf(current))) m.generation = (cm.generation ?? 1) + 1;
-    if (deepEqual(next, current)) return { object: this.present({ ...current }, scope), code: 200, warnings };
+    if (deepEqual(next, current)) {
+      // Nothing to write, judged against a cached copy: it must still be the newest version.
+      if (this.isCached(current)) await this.confirmNewest(scope, current);
+      return { object: this.present({ ...current }, scope), code: 200, warnings };
+    }
     const key = resourceKey(resource, scope.namespace, name);
     const expected = Number(cm.resourceVersion);
     const stored = { ...next, apiVersion: apiVersionOf(resource) };
@@ -572,13 +589,18 @@ export class ObjectService {
           next.metadata.generation = (next.metadata.generation ?? 1) + 1;
           this.strategy(resource).prepareForDelete?.(next);
         }
-        if (deepEqual(next, current)) return { object: this.present({ ...current }, scope), code: 202, warnings: [] };
+        if (deepEqual(next, current)) {
+          // Already terminating as asked, per a cached copy: it must still be the newest version.
+          if (this.isCached(current)) await this.confirmNewest(scope, current);
+          return { object: this.present({ ...current }, scope), code: 202, warnings: [] };
+        }
         if (options.dryRun) return { object: next, code: 202, warnings: [] };
         const updated = await this.store.update(key, { ...next, apiVersion: apiVersionOf(resource) }, Number(current.metadata.resourceVersion));
         this.notify(resource, updated, false);
         return { object: this.present(updated, scope), code: 202, warnings: [] };
       } catch (err) {
-        const retry = err instanceof StoreError && err.code === 'Conflict' && pre.resourceVersion === undefined && attempt < MAX_RETRIES;
+        const stale = (err instanceof StoreError && err.code === 'Conflict') || (err instanceof ApiError && err.reason === 'Conflict');
+        const retry = stale && pre.resourceVersion === undefined && attempt < MAX_RETRIES;
         if (!retry) this.storeError(err, subject);
       }
     }
