@@ -157,24 +157,3 @@ export function matchesLabels(selector: Selector, labels: Readonly<Record<string
   }
   return true;
 }
-
-export function formatLabelSelector(selector: Selector): string {
-  return selector
-    .map((r) => {
-      switch (r.operator) {
-        case 'Exists':
-          return r.key;
-        case 'DoesNotExist':
-          return `!${r.key}`;
-        case 'In':
-          return r.values.length === 1 ? `${r.key}=${r.values[0]}` : `${r.key} in (${r.values.join(',')})`;
-        case 'NotIn':
-          return r.values.length === 1 ? `${r.key}!=${r.values[0]}` : `${r.key} notin (${r.values.join(',')})`;
-        case 'Gt':
-          return `${r.key}>${r.values[0]}`;
-        case 'Lt':
-          return `${r.key}<${r.values[0]}`;
-      }
-    })
-    .join(',');
-}

@@ -113,11 +113,3 @@ export const FINALIZER_NAMESPACE = 'slipway.dev/namespace-content';
 
 /** Annotation `slipctl apply` keeps the last applied configuration in (kubectl's last-applied-configuration). */
 export const LAST_APPLIED_ANNOTATION = 'slipway.dev/last-applied-configuration';
-
-export type DeepReadonly<T> = T extends (infer R)[]
-  ? ReadonlyArray<DeepReadonly<R>>
-  : T extends Function
-    ? T
-    : T extends object
-      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-      : T;

@@ -95,8 +95,6 @@ export const staleConflict = (s: Subject) =>
 
 export const expired = (message: string) => new ApiError(410, 'Expired', message);
 
-export const gone = (message: string) => new ApiError(410, 'Gone', message);
-
 export const tooLarge = (limit: number, what = 'the request body is') =>
   new ApiError(413, 'RequestEntityTooLarge', `${what} larger than the limit of ${limit} bytes`);
 
@@ -128,4 +126,3 @@ export const internal = (message = 'an internal error occurred') => new ApiError
 
 export const unavailable = (message: string) => new ApiError(503, 'ServiceUnavailable', message);
 
-export const timeout = (message: string) => new ApiError(504, 'Timeout', message);

@@ -81,14 +81,6 @@ export class ObjectIndex {
     return this.objects.get(key);
   }
 
-  values(): IterableIterator<KubeObject> {
-    return this.objects.values();
-  }
-
-  entries(): IterableIterator<[string, KubeObject]> {
-    return this.objects.entries();
-  }
-
   onChange(listener: IndexListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
