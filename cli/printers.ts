@@ -7,7 +7,8 @@ import { evaluate, parseJsonPath, parseTemplate, renderTemplate, JsonPathError }
 import type { ApiResource } from '../src/client/discovery.js';
 import type { KubeObject } from '../src/api/types.js';
 import { CliError } from './errors.js';
-import { typeName, type PrinterColumn } from './session.js';
+import type { PrinterColumn } from '../src/api/types.js';
+import { typeName } from './session.js';
 
 /** kubectl's `duration.HumanDuration`: `45s`, `2m5s`, `12m`, `3h20m`, `3h`, `5d3h`, `12d`, `2y30d`. */
 export function humanDuration(ms: number): string {

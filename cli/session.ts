@@ -4,18 +4,9 @@
 
 import { ApiClient } from '../src/client/api-client.js';
 import { discover, resolveResource, resourceForKind, UnknownResourceError, type ApiResource } from '../src/client/discovery.js';
-import type { KubeObject } from '../src/api/types.js';
+import type { KubeObject, PrinterColumn } from '../src/api/types.js';
 import { loadConfig, type CliConfig } from './config.js';
 import { isNotFound } from './errors.js';
-
-export interface PrinterColumn {
-  name: string;
-  type: string;
-  jsonPath: string;
-  priority?: number;
-  description?: string;
-  format?: string;
-}
 
 export interface SessionOptions {
   serverFlag?: string;

@@ -71,6 +71,16 @@ export interface WatchEvent<T = KubeObject> {
   object: T;
 }
 
+/** A CRD's `additionalPrinterColumns` entry: one column of `slipctl get`. */
+export interface PrinterColumn {
+  name: string;
+  type: string;
+  jsonPath: string;
+  description?: string;
+  format?: string;
+  priority?: number;
+}
+
 export interface StatusCause {
   reason?: string;
   message: string;

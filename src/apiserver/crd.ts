@@ -1,10 +1,10 @@
 // The CustomResourceDefinition kind (apiextensions.k8s.io/v1, exactly Kubernetes' format):
 // its own built-in resource, validation of submitted CRDs, and conversion into served resources.
 
-import { CRD_GROUP, type KubeObject, type StatusCause } from '../api/types.js';
+import { CRD_GROUP, type KubeObject, type PrinterColumn, type StatusCause } from '../api/types.js';
 import { dns1123LabelProblems, dns1123SubdomainProblems } from '../api/names.js';
 import { parseJsonPath } from '../api/jsonpath.js';
-import type { PrinterColumn, Registry, Resource, ServedVersion } from './resources.js';
+import type { Registry, Resource, ServedVersion } from './resources.js';
 import type { JSONSchema, SchemaCompiler } from './schema.js';
 
 export const CRD_PLURAL = 'customresourcedefinitions';

@@ -2,16 +2,8 @@
 // (plus the CRD kind itself). Lookups by group/version/plural serve the REST paths; keys map
 // objects to etcd.
 
+import type { PrinterColumn } from '../api/types.js';
 import type { JSONSchema, ObjectSchema } from './schema.js';
-
-export interface PrinterColumn {
-  name: string;
-  type: string;
-  jsonPath: string;
-  description?: string;
-  format?: string;
-  priority?: number;
-}
 
 export interface ServedVersion {
   name: string;
