@@ -11,7 +11,7 @@ import { CRD_CLEANUP_FINALIZER } from './crd.js';
 import { ApiError } from './errors.js';
 import type { ObjectCache } from './object-cache.js';
 import type { ObjectService, Scope } from './objects.js';
-import { resourcePrefix, type Registry, type Resource } from './resources.js';
+import { resourceKey, resourcePrefix, type Registry, type Resource } from './resources.js';
 
 interface Item {
   resource: Resource;
@@ -88,12 +88,11 @@ export class GarbageCollector {
     return (obj.metadata.ownerReferences?.length ?? 0) > 0 || obj.metadata.deletionTimestamp !== undefined;
   }
 
+  /** A namespaced object went away: if its Namespace is terminating, look whether it is empty now. */
   private enqueueNamespace(name: string): void {
-    for (const item of this.byUid.values()) {
-      if (item.resource.group === GROUP && item.resource.kind === 'Namespace' && item.obj.metadata.name === name && item.obj.metadata.deletionTimestamp) {
-        this.enqueue(item.obj.metadata.uid!);
-      }
-    }
+    const resource = this.registry.get(GROUP, 'namespaces');
+    const ns = resource && this.cache.get(resource, resourceKey(resource, undefined, name));
+    if (ns?.metadata.deletionTimestamp) this.enqueue(ns.metadata.uid!);
   }
 
   private resync(): void {
@@ -169,8 +168,7 @@ export class GarbageCollector {
     if (!resource) return 'unknown';
     const namespace = resource.namespaced ? item.obj.metadata.namespace : undefined;
     if (resource.namespaced && !namespace) return 'unknown';
-    const key = resource.namespaced ? `${resourcePrefix(resource, namespace)}${ref.name}` : `${resourcePrefix(resource)}${ref.name}`;
-    const owner = await this.store.get(key);
+    const owner = await this.store.get(resourceKey(resource, namespace, ref.name));
     if (!owner || owner.metadata.uid !== ref.uid) return 'absent';
     if (owner.metadata.deletionTimestamp && owner.metadata.finalizers?.includes(FINALIZER_FOREGROUND)) return 'deleting-foreground';
     return 'present';
@@ -267,9 +265,7 @@ export class GarbageCollector {
   }
 
   private async removeFinalizer(item: Item, finalizer: string): Promise<void> {
-    const current = await this.store.get(
-      item.resource.namespaced ? `${resourcePrefix(item.resource, item.obj.metadata.namespace)}${item.obj.metadata.name}` : `${resourcePrefix(item.resource)}${item.obj.metadata.name}`,
-    );
+    const current = await this.store.get(resourceKey(item.resource, item.obj.metadata.namespace, item.obj.metadata.name!));
     if (!current || current.metadata.uid !== item.obj.metadata.uid) return;
     const finalizers = (current.metadata.finalizers ?? []).filter((f) => f !== finalizer);
     if (finalizers.length === (current.metadata.finalizers ?? []).length) return;

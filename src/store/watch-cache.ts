@@ -61,7 +61,6 @@ export class WatchCache {
   private stopped = false;
   private readonly windowMs: number;
   private readonly maxEvents: number;
-  private readonly listeners = new Set<(e: CachedEvent) => void>();
 
   constructor(
     private readonly store: EtcdStore,
@@ -111,7 +110,6 @@ export class WatchCache {
     this.eventTimes.push(Date.now());
     this.latest = Math.max(this.latest, raw.revision);
     this.trim();
-    for (const listener of this.listeners) listener(event);
     for (const sub of this.subscribers) {
       if (raw.key.startsWith(sub.keyPrefix)) sub.deliver(event);
     }
@@ -158,12 +156,6 @@ export class WatchCache {
     }
     this.subscribers.add(sub);
     return { close: () => this.subscribers.delete(sub) };
-  }
-
-  /** In-process listeners (e.g. the garbage collector) that see every event of the prefix. */
-  onChange(listener: (e: CachedEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   async stop(): Promise<void> {
