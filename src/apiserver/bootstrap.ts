@@ -63,9 +63,14 @@ export async function installCrds(crds: KubeObject[], objects: ObjectService, re
 export async function ensureDefaultNamespace(objects: ObjectService, registry: Registry): Promise<void> {
   if (!registry.get(GROUP, 'namespaces')) return;
   const scope = scopeOf(registry, GROUP, 'namespaces');
-  try {
-    await objects.create(scope, { apiVersion: API_VERSION, kind: 'Namespace', metadata: { name: 'default' }, spec: {} });
-  } catch (err) {
-    if (!(err instanceof ApiError && err.code === 409)) throw err;
+  for (const name of SYSTEM_NAMESPACES) {
+    try {
+      await objects.create(scope, { apiVersion: API_VERSION, kind: 'Namespace', metadata: { name }, spec: {} });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 409)) throw err;
+    }
   }
 }
+
+/** `default` for users, `slipway-system` for Slipway's own objects (the controller managers' Lease). */
+export const SYSTEM_NAMESPACES = ['default', 'slipway-system'];

@@ -402,6 +402,30 @@ export interface Event extends KubeObject {
   action?: string;
 }
 
+/** Who holds the lock and until when. */
+export interface LeaseSpec {
+  /** Identity of the current holder (host name, process id and a random suffix for the controller manager). Empty when the lock was released. */
+  holderIdentity?: string;
+  /** How long, in seconds, candidates wait after the last observed change before they may take the lock over. Defaults to 15. */
+  leaseDurationSeconds?: number;
+  /** When the current holder acquired the lock. */
+  acquireTime?: string;
+  /** When the current holder last renewed the lock (informational; candidates measure expiry on their own clock from when they saw the Lease change, so clock skew cannot steal it). */
+  renewTime?: string;
+  /** How many times the lock changed hands. */
+  leaseTransitions?: number;
+  /** Address (`http://host:port`) where the holder serves its own endpoints; the API server forwards `services/{name}/log` and `services/{name}/exec` there. */
+  holderAddress?: string;
+}
+
+/** A Lease is a lock with an expiry. Its holder renews it every few seconds with a resourceVersion precondition; when the holder stops renewing, another candidate may take it over once leaseDurationSeconds have passed since it last saw the Lease change. The controller managers use the Lease `slipway-controller-manager` in namespace `slipway-system`. */
+export interface Lease extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "Lease";
+  /** Who holds the lock and until when. */
+  spec?: LeaseSpec;
+}
+
 /** Desired state of the Namespace. */
 export interface NamespaceSpec {
   /** Human-friendly name shown by tools, for example "Shop (production)". Optional. */

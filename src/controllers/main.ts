@@ -1,0 +1,56 @@
+// `slipway-controller-manager`: the controllers' process. Options come from flags or environment.
+
+import { option, parseFlags } from '../util/flags.js';
+import { startControllerManager } from './manager.js';
+
+const USAGE = `Usage: slipway-controller-manager [options]
+  --server URL                  API server (SLIPWAY_SERVER, default http://127.0.0.1:6440)
+  --bind-address ADDR           address of the manager's own endpoints (SLIPWAY_MANAGER_BIND_ADDRESS, default 127.0.0.1)
+  --port PORT                   port of /healthz, /metrics, logs and exec (SLIPWAY_MANAGER_PORT, default 6441)
+  --heartbeat-interval SECONDS  node heartbeat period (SLIPWAY_HEARTBEAT_INTERVAL, default 10)
+  --node-loss-grace SECONDS     NotReady time before a node's replicas move (SLIPWAY_NODE_LOSS_GRACE, default 60)
+  --resync SECONDS              re-check period of settled services (SLIPWAY_RESYNC, default 15)
+  --lease-duration SECONDS      leader lease duration (SLIPWAY_LEASE_DURATION, default 15)
+  --renew-deadline SECONDS      give up leadership when not renewed within this (SLIPWAY_RENEW_DEADLINE, default 10)
+  --retry-period SECONDS        lease acquire/renew period (SLIPWAY_RETRY_PERIOD, default 2)
+  --log-level LEVEL             pino log level (SLIPWAY_LOG_LEVEL, default info)`;
+
+function seconds(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`invalid --${flag} ${JSON.stringify(value)}: expected a positive number of seconds`);
+  return n * 1000;
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  if (flags.has('help')) {
+    console.log(USAGE);
+    return;
+  }
+  const port = Number(option(flags, 'port', 'SLIPWAY_MANAGER_PORT', '6441'));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${port}`);
+  const manager = await startControllerManager({
+    server: option(flags, 'server', 'SLIPWAY_SERVER', 'http://127.0.0.1:6440'),
+    bindAddress: option(flags, 'bind-address', 'SLIPWAY_MANAGER_BIND_ADDRESS', '127.0.0.1'),
+    port,
+    heartbeatIntervalMs: seconds(option(flags, 'heartbeat-interval', 'SLIPWAY_HEARTBEAT_INTERVAL', '10'), 'heartbeat-interval'),
+    nodeLossGraceMs: seconds(option(flags, 'node-loss-grace', 'SLIPWAY_NODE_LOSS_GRACE', '60'), 'node-loss-grace'),
+    resyncMs: seconds(option(flags, 'resync', 'SLIPWAY_RESYNC', '15'), 'resync'),
+    leaseDurationMs: seconds(option(flags, 'lease-duration', 'SLIPWAY_LEASE_DURATION', '15'), 'lease-duration'),
+    renewDeadlineMs: seconds(option(flags, 'renew-deadline', 'SLIPWAY_RENEW_DEADLINE', '10'), 'renew-deadline'),
+    retryPeriodMs: seconds(option(flags, 'retry-period', 'SLIPWAY_RETRY_PERIOD', '2'), 'retry-period'),
+    logLevel: option(flags, 'log-level', 'SLIPWAY_LOG_LEVEL', 'info'),
+  });
+  const shutdown = async (signal: string) => {
+    manager.log.info({ signal }, 'shutting down');
+    await manager.stop().catch(() => {});
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error(`slipway-controller-manager: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

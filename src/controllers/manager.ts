@@ -1,0 +1,183 @@
+// The controller manager: shared informers, one runner per controller, leader election, and the
+// manager's HTTP endpoints. Only the leader runs controllers; the others wait for the Lease. Event
+// handlers here only map changes to keys.
+
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import type { Node, Release, Service } from '../api/generated/crd-types.js';
+import { ApiClient } from '../client/api-client.js';
+import { EventRecorder } from '../client/event-recorder.js';
+import { createEndpoints } from './manager-endpoints.js';
+import { NodeController } from './node-controller.js';
+import { NodeHosts } from './node-hosts.js';
+import { ControllerRunner } from './runtime/controller.js';
+import { getCondition, type Condition } from './runtime/conditions.js';
+import { Informer, objectKey } from './runtime/informer.js';
+import { LEASE_NAME, LEASE_NAMESPACE, LeaderElector } from './runtime/leader-election.js';
+import { ControllerMetrics } from './runtime/metrics.js';
+import { ServiceController } from './service-controller.js';
+
+export interface ManagerOptions {
+  server: string;
+  token?: string;
+  bindAddress?: string;
+  port?: number;
+  identity?: string;
+  logLevel?: string;
+  logger?: Logger;
+  heartbeatIntervalMs?: number;
+  nodeLossGraceMs?: number;
+  resyncMs?: number;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  /** Called when leadership is lost; the process should exit (as Kubernetes' managers do). */
+  onLostLeadership?: () => void;
+}
+
+export interface ControllerManager {
+  readonly url: string;
+  readonly identity: string;
+  readonly log: Logger;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+const API = '/apis/slipway.dev/v1alpha1';
+const DRAIN = 'slipway.dev/drain';
+
+/** The uid of the `slipway-system` Namespace: stable for the life of the installation's etcd. */
+async function clusterId(client: ApiClient, log: Logger, signal: AbortSignal): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const ns = await client.get(`${API}/namespaces/${LEASE_NAMESPACE}`);
+      return ns.metadata.uid!;
+    } catch (err) {
+      if (signal.aborted || attempt > 150) throw new Error(`cannot read Namespace ${LEASE_NAMESPACE} from the API server: ${(err as Error).message}`);
+      if (attempt % 10 === 0) log.warn({ err: (err as Error).message }, 'waiting for the API server');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+export async function startControllerManager(options: ManagerOptions): Promise<ControllerManager> {
+  const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'controller-manager' } });
+  const identity = options.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const client = new ApiClient({ server: options.server, ...(options.token ? { token: options.token } : {}), userAgent: 'slipway-controller-manager' });
+  const metrics = new ControllerMetrics();
+  const events = new EventRecorder(client, { component: 'slipway-controller-manager', host: hostname() });
+  const abort = new AbortController();
+  let leading = false;
+
+  const services = new Informer<Service>(client, `${API}/services`, log);
+  const releases = new Informer<Release>(client, `${API}/releases`, log);
+  const nodes = new Informer<Node>(client, `${API}/nodes`, log);
+  const cluster = await clusterId(client, log, abort.signal);
+  const hosts = new NodeHosts(cluster, client, nodes, log);
+
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
+  const nodeLossGraceMs = options.nodeLossGraceMs ?? 60_000;
+  const serviceRunner = new ControllerRunner(
+    new ServiceController({ client, releases, nodes, hosts, events, metrics, nodeLossGraceMs, resyncMs: options.resyncMs ?? 15_000 }),
+    metrics,
+    log,
+  );
+  const nodeRunner = new ControllerRunner(
+    new NodeController({ client, nodes, services, hosts, events, metrics, heartbeatIntervalMs, onOrphan: serviceRunner.enqueue }),
+    metrics,
+    log,
+  );
+
+  services.onChange((current, previous) => serviceRunner.enqueue(objectKey((current ?? previous)!)));
+  releases.onChange((current, previous) => {
+    const r = (current ?? previous)!;
+    if (r.spec?.service) serviceRunner.enqueue(`${r.metadata.namespace}/${r.spec.service}`);
+  });
+  nodes.onChange((current, previous) => {
+    const node = (current ?? previous)!;
+    nodeRunner.enqueue(node.metadata.name);
+    const readyNow = getCondition(current?.status?.conditions as Condition[], 'Ready')?.status;
+    const readyBefore = getCondition(previous?.status?.conditions as Condition[], 'Ready')?.status;
+    const placementChanged =
+      !current ||
+      !previous ||
+      readyNow !== readyBefore ||
+      current.spec.unschedulable !== previous.spec.unschedulable ||
+      current.metadata.annotations?.[DRAIN] !== previous.metadata.annotations?.[DRAIN] ||
+      JSON.stringify(current.metadata.labels ?? {}) !== JSON.stringify(previous.metadata.labels ?? {});
+    if (!placementChanged) return;
+    for (const svc of services.list()) {
+      const key = objectKey(svc);
+      serviceRunner.enqueue(key);
+      // A node that just went NotReady is given up after the grace period: look again then.
+      if (readyBefore === 'True' && readyNow !== 'True') serviceRunner.enqueueAfter(key, nodeLossGraceMs + 500);
+    }
+  });
+  hosts.onContainerEvent((e) => {
+    const ns = e.labels['slipway.dev/namespace'];
+    const svc = e.labels['slipway.dev/service'];
+    if (ns && svc && ['die', 'start', 'destroy', 'oom', 'stop', 'kill', 'pause', 'unpause'].includes(e.action)) serviceRunner.enqueue(`${ns}/${svc}`);
+  });
+
+  const app = createEndpoints({ client, nodes, hosts, metrics, isLeader: () => leading });
+  const server: Server = createServer(app.callback());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 6441, options.bindAddress ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  log.info({ url, identity }, 'controller manager listening');
+
+  const elector = new LeaderElector(
+    client,
+    {
+      namespace: LEASE_NAMESPACE,
+      name: LEASE_NAME,
+      identity,
+      holderAddress: url,
+      ...(options.leaseDurationMs ? { leaseDurationMs: options.leaseDurationMs } : {}),
+      ...(options.renewDeadlineMs ? { renewDeadlineMs: options.renewDeadlineMs } : {}),
+      ...(options.retryPeriodMs ? { retryPeriodMs: options.retryPeriodMs } : {}),
+    },
+    log,
+  );
+  const informerRuns: Promise<void>[] = [];
+  const election = elector
+    .run(abort.signal, () => {
+      leading = true;
+      metrics.leader.set(1);
+      for (const informer of [services, releases, nodes]) informerRuns.push(informer.run(abort.signal));
+      void Promise.all([services.synced, releases.synced, nodes.synced]).then(() => {
+        if (abort.signal.aborted) return;
+        log.info('caches synced; starting controllers');
+        nodeRunner.start();
+        serviceRunner.start();
+      });
+    })
+    .then((outcome) => {
+      leading = false;
+      metrics.leader.set(0);
+      if (outcome === 'lost') (options.onLostLeadership ?? (() => process.exit(1)))();
+    });
+
+  return {
+    url,
+    identity,
+    log,
+    isLeader: () => leading,
+    async stop() {
+      abort.abort();
+      await Promise.allSettled([serviceRunner.shutdown(), nodeRunner.shutdown()]);
+      await election;
+      await Promise.allSettled(informerRuns);
+      await hosts.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections?.();
+      await client.close();
+    },
+  };
+}

@@ -1,0 +1,679 @@
+// The service controller: turns each Service into Releases and containers. A template change makes
+// a new Release; the release is rolled out step by step (artifact, candidate replicas, migration,
+// health, traffic switch) with any failure rolling back to the active release; the active release
+// is kept at the desired replica count on Ready, schedulable nodes. Every reconcile re-reads Docker
+// and the API, so a reconcile interrupted at any point is finished by the next one.
+
+import type Docker from 'dockerode';
+import type { Node, Release, Service } from '../api/generated/crd-types.js';
+import { parseBytes, parseCpus } from '../api/quantity.js';
+import { ApiRequestError, type ApiClient } from '../client/api-client.js';
+import type { EventRecorder } from '../client/event-recorder.js';
+import type { NodeHostAccess } from './node-hosts.js';
+import type { Controller, ReconcileContext } from './runtime/controller.js';
+import { getCondition, nowIso, setCondition, type Condition } from './runtime/conditions.js';
+import { splitKey, type DeepReadonly, type Informer, type Stored } from './runtime/informer.js';
+import type { ControllerMetrics } from './runtime/metrics.js';
+import type { ReconcileOutcome } from './runtime/work-queue.js';
+import { buildContainerOptions, type ContainerPlan } from './service/container-spec.js';
+import { ensureContainer, ForeignContainerError, removeContainer, startContainer, stopContainer } from './service/docker-ops.js';
+import { resolveEnv } from './service/env.js';
+import { healthSettings, HealthCounts, probe } from './service/health.js';
+import { ensureImageOnNode, resolveImage } from './service/image.js';
+import { stepMigration } from './service/migration.js';
+import { eligibleNodes, placeReplicas, type NodeCandidate } from './service/placement.js';
+import { isDone, stepOf, stepsForReactivation, TERMINAL_PHASES, withStep, type Phase, type Step, type StepName } from './service/release-status.js';
+import { CHANGE_CAUSE_ANNOTATION, configHash, migrateContainerName, releaseName, replicaContainerName, RESTARTED_AT_ANNOTATION, templateOf, type ReleaseTemplate } from './service/template.js';
+import { observeService, type ObservedContainer, type ServiceWorld } from './service/world.js';
+
+const API = '/apis/slipway.dev/v1alpha1';
+const DRAIN_ANNOTATION = 'slipway.dev/drain';
+const ARTIFACT_ATTEMPTS = 3;
+
+export interface ServiceControllerOptions {
+  client: ApiClient;
+  releases: Informer<Release>;
+  nodes: Informer<Node>;
+  hosts: NodeHostAccess;
+  events: EventRecorder;
+  metrics: ControllerMetrics;
+  /** How long a node may be NotReady before its replicas are started elsewhere. */
+  nodeLossGraceMs: number;
+  /** Re-check period of a settled service (health of its replicas). */
+  resyncMs: number;
+}
+
+type RO<T extends Release | Service | Node> = DeepReadonly<Stored<T>>;
+
+interface Ctx extends ReconcileContext {
+  svc: RO<Service>;
+  namespace: string;
+  name: string;
+  world: ServiceWorld;
+  releases: RO<Release>[];
+  /** Releases as last written by this reconcile. */
+  latest: Map<string, RO<Release>>;
+  /** Earliest time a later look is needed, ms from now. */
+  requeue: number;
+}
+
+export class ServiceController implements Controller {
+  readonly name = 'service';
+  readonly concurrency = 8;
+  private readonly health = new HealthCounts();
+
+  constructor(private readonly o: ServiceControllerOptions) {}
+
+  async reconcile(rc: ReconcileContext, key: string): Promise<ReconcileOutcome | void> {
+    const { namespace, name } = splitKey(key);
+    if (!namespace) return;
+    const nodeNames = this.o.nodes.list().map((n) => n.metadata.name);
+    // The Service and its Releases are read fresh, not from the informers: this controller's own
+    // writes of a moment ago (the active release, a phase) must be seen, or a rollout could repeat.
+    let svc: Stored<Service>;
+    try {
+      svc = await this.o.client.get<Stored<Service>>(`${API}/namespaces/${namespace}/services/${name}`);
+    } catch (err) {
+      if (err instanceof ApiRequestError && err.code === 404) return this.removeEverything(rc, namespace, name, nodeNames);
+      throw err;
+    }
+    if (svc.metadata.deletionTimestamp) return this.removeEverything(rc, namespace, name, nodeNames);
+    const listed = await this.o.client.list<Stored<Release>>(`${API}/namespaces/${namespace}/releases`, { labelSelector: `slipway.dev/service=${name}` });
+    const releases = listed.items
+      .filter((r) => r.spec?.service === name && (r.metadata.ownerReferences ?? []).some((o) => o.uid === svc.metadata.uid))
+      .sort((a, b) => a.spec!.revision - b.spec!.revision);
+    const portOf = (release: string) => (releases.find((r) => r.metadata.name === release)?.spec?.template as ReleaseTemplate | undefined)?.port ?? 3000;
+    const world = await observeService(this.o.hosts, nodeNames, namespace, name, portOf);
+    const ctx: Ctx = { ...rc, svc, namespace, name, world, releases, latest: new Map(), requeue: this.o.resyncMs };
+
+    if (svc.spec?.schedule) {
+      // Scheduled (cron) Services run one-shot containers instead of replicas; not handled here yet.
+      await this.writeServiceStatus(ctx, { conditions: setCondition(svc.status?.conditions as Condition[], { type: 'Available', status: 'Unknown', reason: 'ScheduleNotSupported', message: 'spec.schedule is not supported by this controller manager yet' }) });
+      return;
+    }
+
+    const template = templateOf(svc);
+    const hash = configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION]);
+    let active: RO<Release> | undefined = releases.find((r) => r.metadata.name === svc.status?.activeRelease);
+    let desired: RO<Release> | undefined = [...releases].reverse().find((r) => r.spec?.configHash === hash);
+    if (!desired && !svc.spec?.paused) {
+      desired = await this.createRelease(ctx, template, hash);
+      if (!desired) return { requeueAfterMs: 200 };
+    }
+
+    // Finish an interrupted traffic switch: the Service already points at the release.
+    if (active && active.status?.phase === 'TrafficShifted') active = await this.completeRelease(ctx, active);
+
+    const rolling = desired && desired.metadata.name !== active?.metadata.name && !svc.spec?.paused && !TERMINAL_PHASE_FAILED(desired) ? desired : undefined;
+    await this.supersedeOthers(ctx, [active, rolling]);
+
+    let candidate: RO<Release> | undefined = rolling;
+    if (candidate) {
+      const outcome = await this.advanceRollout(ctx, candidate, active);
+      if (outcome === 'shifted') {
+        active = ctx.latest.get(candidate.metadata.name) ?? candidate;
+        candidate = undefined;
+      } else if (outcome === 'failed') {
+        candidate = undefined;
+      }
+    }
+    const recreateInProgress = candidate && (svc.spec?.strategy?.type ?? 'BlueGreen') === 'Recreate';
+    const activeState = active && !recreateInProgress ? await this.maintainReplicas(ctx, active, svc.spec?.replicas ?? 1, true) : undefined;
+    await this.cleanupOldReleases(ctx, active, candidate);
+    await this.writeSteadyStatus(ctx, active, candidate, desired, activeState);
+    return { requeueAfterMs: Math.max(100, ctx.requeue) };
+  }
+
+  // ---------------------------------------------------------------- releases
+
+  private async createRelease(ctx: Ctx, template: ReleaseTemplate, hash: string): Promise<RO<Release> | undefined> {
+    const revision = Math.max(0, ctx.svc.status?.currentRevision ?? 0, ...ctx.releases.map((r) => r.spec!.revision)) + 1;
+    const cause = ctx.svc.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION] ?? (revision === 1 ? 'Initial' : 'SpecChange');
+    const release = {
+      apiVersion: 'slipway.dev/v1alpha1',
+      kind: 'Release',
+      metadata: {
+        name: releaseName(ctx.name, revision),
+        namespace: ctx.namespace,
+        labels: { 'slipway.dev/service': ctx.name },
+        ownerReferences: [{ apiVersion: 'slipway.dev/v1alpha1', kind: 'Service', name: ctx.name, uid: ctx.svc.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+      },
+      spec: { service: ctx.name, revision, ...(template.image ? { image: template.image } : {}), configHash: hash, template, cause },
+    };
+    try {
+      const created = await this.o.client.create<Stored<Release>>(`${API}/namespaces/${ctx.namespace}/releases`, release);
+      ctx.log.info({ release: created.metadata.name, revision }, 'release created');
+      void this.o.events.record(ctx.svc as Service, 'Normal', 'ReleaseCreated', `Created release ${created.metadata.name} (revision ${revision}, ${cause})`);
+      await this.patchServiceStatus(ctx, { currentRevision: revision });
+      ctx.releases.push(created);
+      return created;
+    } catch (err) {
+      // The informer has not seen a release created by an earlier run yet: wait for it.
+      if (err instanceof ApiRequestError && err.code === 409) return undefined;
+      throw err;
+    }
+  }
+
+  /** Stops unfinished rollouts of releases that are neither active nor the one being rolled out. */
+  private async supersedeOthers(ctx: Ctx, keep: Array<RO<Release> | undefined>): Promise<void> {
+    const keepNames = new Set(keep.filter(Boolean).map((r) => r!.metadata.name));
+    for (const release of ctx.releases) {
+      const phase = release.status?.phase ?? 'Queued';
+      if (keepNames.has(release.metadata.name) || TERMINAL_PHASES.has(phase)) continue;
+      await this.removeReleaseContainers(ctx, release.metadata.name);
+      await this.patchReleaseStatus(ctx, release, { phase: 'Failed', reason: 'Superseded', message: 'a newer spec replaced this release before its rollout finished', completionTime: nowIso() });
+      this.o.metrics.releaseOutcomes.inc({ result: 'superseded' });
+    }
+  }
+
+  /** Runs the next step(s) of a rollout; returns how far it got. */
+  private async advanceRollout(ctx: Ctx, release: RO<Release>, active: RO<Release> | undefined): Promise<'waiting' | 'shifted' | 'failed'> {
+    let status = release.status ?? {};
+    const template = (release.spec?.template ?? {}) as ReleaseTemplate;
+    if (!status.startTime || status.phase === 'Completed' || status.phase === 'TrafficShifted') {
+      // A fresh rollout, or an earlier release rolled out again (undo): keep its artifact and migration.
+      status = { phase: 'Queued', startTime: nowIso(), steps: stepsForReactivation(status.steps as Step[]), replicas: ctx.svc.spec?.replicas ?? 1, readyReplicas: 0 };
+      await this.patchReleaseStatus(ctx, release, { ...status, reason: null, message: null, completionTime: null, keepWarmUntil: null, trafficShiftedTime: null });
+      void this.o.events.record(release as Release, 'Normal', 'RolloutStarted', `Rolling out ${release.metadata.name}`);
+    }
+    const steps = () => status.steps as Step[] | undefined;
+    const setStep = async (name: StepName, change: Partial<Step>, phase?: Phase) => {
+      status = { ...status, steps: withStep(steps(), name, change), ...(phase ? { phase } : {}) };
+      await this.patchReleaseStatus(ctx, release, { steps: status.steps, ...(phase ? { phase } : {}) });
+    };
+    const fail = async (step: StepName, reason: string, message: string) => {
+      await setStep(step, { result: 'Failed', message: message.slice(0, 4000) });
+      await this.failRollout(ctx, release, reason, message);
+      return 'failed' as const;
+    };
+
+    const deadlineMs = (ctx.svc.spec?.strategy?.progressDeadlineSeconds ?? 600) * 1000;
+    const current = STEP_NAMES_PENDING(steps());
+    if (current && Date.now() - Date.parse(status.startTime!) > deadlineMs) {
+      return fail(current, 'ProgressDeadlineExceeded', `the rollout did not finish within ${deadlineMs / 1000}s (stuck in step ${current})`);
+    }
+
+    // 1. Artifact: resolve the image once, to the ID every node must run.
+    let imageId = stepOf({ status } as Release, 'Artifact')?.message?.match(/sha256:[a-f0-9]{64}/)?.[0];
+    if (!isDone(stepOf({ status } as Release, 'Artifact')) || !imageId) {
+      if (!template.image) return fail('Artifact', 'NoImage', 'the release has no image (builds from git are not supported by this controller manager)');
+      const node = this.firstReadyNode(ctx, template);
+      if (!node) {
+        await setStep('Artifact', { result: 'Running', message: 'waiting for a Ready node' }, 'Queued');
+        ctx.requeue = Math.min(ctx.requeue, 2000);
+        return 'waiting';
+      }
+      try {
+        const image = await resolveImage(await this.o.hosts.docker(node), template.image);
+        imageId = image.id;
+        if (!release.spec?.imageDigest) await this.o.client.patch(`${API}/namespaces/${ctx.namespace}/releases/${release.metadata.name}`, { spec: { imageDigest: image.digest } });
+        await setStep('Artifact', { result: 'Succeeded', message: `${template.image} is ${image.id}` }, 'ArtifactReady');
+      } catch (err) {
+        const attempts = (stepOf({ status } as Release, 'Artifact')?.attempts ?? 0) + 1;
+        const message = `cannot get image ${template.image} on node ${node}: ${(err as Error).message}`;
+        if (attempts >= ARTIFACT_ATTEMPTS) return fail('Artifact', 'ImageUnavailable', message);
+        await setStep('Artifact', { result: 'Running', attempts, message }, 'Queued');
+        ctx.requeue = Math.min(ctx.requeue, 1000 * 2 ** attempts);
+        return 'waiting';
+      }
+    }
+
+    // 2. Candidate replicas beside the active ones (Recreate: the active ones are stopped first).
+    const replicas = ctx.svc.spec?.replicas ?? 1;
+    if ((ctx.svc.spec?.strategy?.type ?? 'BlueGreen') === 'Recreate' && active) {
+      await this.stopReleaseContainers(ctx, active.metadata.name, template.terminationGracePeriodSeconds ?? 30);
+    }
+    if (!stepOf({ status } as Release, 'StartCandidate')) await setStep('StartCandidate', { result: 'Running' }, 'ArtifactReady');
+    let state: ReplicaState;
+    try {
+      state = await this.maintainReplicas(ctx, release, replicas, false, imageId);
+    } catch (err) {
+      if (err instanceof ForeignContainerError) return fail('StartCandidate', 'ContainerNameTaken', err.message);
+      await setStep('StartCandidate', { result: 'Running', message: (err as Error).message });
+      throw err;
+    }
+    if (state.placed < replicas) {
+      await setStep('StartCandidate', { result: 'Running', message: `${state.placed}/${replicas} replicas placed; ${state.placementIssue ?? ''}`.trim() });
+      ctx.requeue = Math.min(ctx.requeue, 2000);
+      return 'waiting';
+    }
+    if (!isDone(stepOf({ status } as Release, 'StartCandidate'))) {
+      await setStep('StartCandidate', { result: 'Succeeded', message: `${replicas} replicas started` }, 'CandidateStarted');
+    }
+
+    // 3. Migration: once per release, from the new image, before any traffic reaches it.
+    if (!isDone(stepOf({ status } as Release, 'Migrate'))) {
+      const migrate = template.migrate;
+      if (!migrate?.command?.length) {
+        await setStep('Migrate', { result: 'Skipped', message: 'no migrate command' });
+      } else {
+        const step = stepOf({ status } as Release, 'Migrate');
+        if (!step) await setStep('Migrate', { result: 'Running', attempts: 1 }, 'Migrating');
+        const outcome = await this.runMigration(ctx, release, template, imageId, state.nodes[0]);
+        if (outcome.state === 'running') {
+          ctx.requeue = Math.min(ctx.requeue, 500);
+          return 'waiting';
+        }
+        if (outcome.state === 'failed') {
+          const attempts = stepOf({ status } as Release, 'Migrate')?.attempts ?? 1;
+          if (attempts <= (migrate.retries ?? 0)) {
+            await setStep('Migrate', { result: 'Running', attempts: attempts + 1, message: `attempt ${attempts} failed: ${outcome.message}` });
+            ctx.requeue = Math.min(ctx.requeue, 500);
+            return 'waiting';
+          }
+          return fail('Migrate', 'MigrationFailed', outcome.message);
+        }
+        await setStep('Migrate', { result: 'Succeeded', message: 'migration exited with code 0' });
+        void this.o.events.record(release as Release, 'Normal', 'MigrationSucceeded', `Migration of ${release.metadata.name} succeeded`);
+      }
+    }
+
+    // 4. Health: every candidate replica must pass its check successThreshold times in a row.
+    if (!stepOf({ status } as Release, 'HealthCheck')) await setStep('HealthCheck', { result: 'Running' }, 'HealthValidating');
+    if (state.failing) return fail('HealthCheck', 'HealthCheckFailed', state.failing);
+    if (state.ready < replicas) {
+      const message = `${state.ready}/${replicas} replicas healthy${state.lastProblem ? `; ${state.lastProblem}` : ''}`;
+      if (stepOf({ status } as Release, 'HealthCheck')?.message !== message) await setStep('HealthCheck', { result: 'Running', message });
+      await this.patchReleaseStatus(ctx, release, { readyReplicas: state.ready });
+      ctx.requeue = Math.min(ctx.requeue, state.probeIntervalMs);
+      return 'waiting';
+    }
+    await setStep('HealthCheck', { result: 'Succeeded', message: `${state.ready}/${replicas} replicas healthy` });
+
+    // 5. Switch traffic: the Service's activeRelease is the single source of truth for routing.
+    await setStep('ShiftTraffic', { result: 'Running' }, 'TrafficShifted');
+    await this.patchReleaseStatus(ctx, release, { trafficShiftedTime: nowIso(), readyReplicas: state.ready });
+    await this.patchServiceStatus(ctx, { activeRelease: release.metadata.name, previousRelease: active?.metadata.name ?? null, candidateRelease: null, endpoints: state.endpoints, readyReplicas: state.ready, replicas });
+    if (active) {
+      const keepFor = parseDuration(ctx.svc.spec?.strategy?.blueGreen?.keepOldFor ?? '10m');
+      await this.patchReleaseStatus(ctx, active, { keepWarmUntil: nowIso(Date.now() + keepFor), conditions: setCondition(active.status?.conditions as Condition[], { type: 'Active', status: 'False', reason: 'Replaced', message: `traffic moved to ${release.metadata.name}` }) });
+    }
+    await this.completeRelease(ctx, { ...release, status } as RO<Release>);
+    void this.o.events.record(ctx.svc as Service, 'Normal', 'TrafficShifted', `Release ${release.metadata.name} is now active`);
+    return 'shifted';
+  }
+
+  private async completeRelease(ctx: Ctx, release: RO<Release>): Promise<RO<Release>> {
+    const status = release.status ?? {};
+    const steps = withStep(status.steps as Step[], 'ShiftTraffic', { result: 'Succeeded' });
+    let conditions = setCondition(status.conditions as Condition[], { type: 'Active', status: 'True', reason: 'TrafficShifted' });
+    conditions = setCondition(conditions, { type: 'Succeeded', status: 'True', reason: 'RolloutComplete' });
+    await this.patchReleaseStatus(ctx, release, { phase: 'Completed', steps, conditions, completionTime: nowIso(), reason: null, message: null });
+    const seconds = (Date.now() - Date.parse(status.startTime ?? nowIso())) / 1000;
+    this.o.metrics.releaseOutcomes.inc({ result: 'succeeded' });
+    this.o.metrics.releaseDuration.observe({ result: 'succeeded' }, seconds);
+    ctx.log.info({ release: release.metadata.name, seconds }, 'rollout complete');
+    return { ...release, status: { ...status, phase: 'Completed', steps } } as RO<Release>;
+  }
+
+  private async failRollout(ctx: Ctx, release: RO<Release>, reason: string, message: string): Promise<void> {
+    await this.removeReleaseContainers(ctx, release.metadata.name);
+    const conditions = setCondition(release.status?.conditions as Condition[], { type: 'Succeeded', status: 'False', reason, message: message.slice(0, 4000) });
+    await this.patchReleaseStatus(ctx, release, { phase: 'Failed', reason, message: message.slice(0, 4000), completionTime: nowIso(), conditions });
+    await this.patchServiceStatus(ctx, { candidateRelease: null });
+    const seconds = (Date.now() - Date.parse(release.status?.startTime ?? nowIso())) / 1000;
+    this.o.metrics.releaseOutcomes.inc({ result: 'failed' });
+    this.o.metrics.releaseDuration.observe({ result: 'failed' }, seconds);
+    ctx.log.warn({ release: release.metadata.name, reason }, 'rollout failed; rolled back');
+    void this.o.events.record(ctx.svc as Service, 'Warning', 'RolloutFailed', `Release ${release.metadata.name} failed (${reason}): ${message}`.slice(0, 1000));
+    void this.o.events.record(release as Release, 'Warning', reason, message.slice(0, 1000));
+  }
+
+  private async runMigration(ctx: Ctx, release: RO<Release>, template: ReleaseTemplate, imageId: string, node: string | undefined) {
+    if (!node) return { state: 'failed' as const, message: 'no node to run the migration on' };
+    const docker = await this.o.hosts.docker(node);
+    const plan = await this.plan(ctx, release, template, imageId, node, 'migrate');
+    const options = buildContainerOptions(migrateContainerName(ctx.namespace, ctx.name, release.spec!.revision), plan);
+    return stepMigration(docker, options, (template.migrate?.timeoutSeconds ?? 600) * 1000);
+  }
+
+  // ---------------------------------------------------------------- replicas
+
+  private async plan(ctx: Ctx, release: RO<Release>, template: ReleaseTemplate, imageId: string, node: string, role: 'replica' | 'migrate', replica?: number): Promise<ContainerPlan> {
+    const nodeObj = this.o.nodes.get(node);
+    return {
+      cluster: this.o.hosts.cluster,
+      namespace: ctx.namespace,
+      service: ctx.name,
+      release: release.metadata.name,
+      configHash: release.spec?.configHash ?? '',
+      imageId,
+      template,
+      env: await resolveEnv(this.o.client, ctx.namespace, template),
+      role,
+      ...(replica !== undefined ? { replica } : {}),
+      hostIp: nodeAddress(nodeObj),
+    };
+  }
+
+  /**
+   * Keeps `count` replicas of `release` running: creates missing ones on placed nodes, restarts
+   * stopped ones, replaces replicas on lost or draining nodes, removes extras, and probes health.
+   */
+  private async maintainReplicas(ctx: Ctx, release: RO<Release>, count: number, isActive: boolean, knownImageId?: string): Promise<ReplicaState> {
+    const template = (release.spec?.template ?? {}) as ReleaseTemplate;
+    const imageId = knownImageId ?? stepOf(release, 'Artifact')?.message?.match(/sha256:[a-f0-9]{64}/)?.[0] ?? release.spec?.imageDigest ?? '';
+    const mine = ctx.world.containers.filter((c) => c.release === release.metadata.name && c.role === 'replica');
+    const lost = (node: string) => this.isLost(node);
+    const draining = (node: string) => !!this.o.nodes.get(node)?.metadata.annotations?.[DRAIN_ANNOTATION];
+    const settings = healthSettings(template.healthCheck);
+    const state: ReplicaState = { placed: 0, ready: 0, endpoints: [], nodes: [], probeIntervalMs: settings?.intervalMs ?? 1000 };
+    const candidates = this.nodeCandidates(ctx, mine);
+    const request = requestOf(template);
+
+    const byIndex = new Map<number, ObservedContainer[]>();
+    for (const c of mine) {
+      if (c.replica >= count || c.replica < 0) {
+        if (!lost(c.node)) await this.remove(ctx, c, template);
+        continue;
+      }
+      byIndex.set(c.replica, [...(byIndex.get(c.replica) ?? []), c]);
+    }
+    for (let index = 0; index < count; index++) {
+      const all = byIndex.get(index) ?? [];
+      const usable = all.filter((c) => !lost(c.node) && !ctx.world.unreachable.has(c.node));
+      const settled = usable.filter((c) => !draining(c.node));
+      let keep: ObservedContainer | undefined;
+      if (settled.length) {
+        // Prefer a replica that passes its checks; remove duplicates (e.g. after a lost node returns).
+        settled.sort((a, b) => Number(this.isReady(b)) - Number(this.isReady(a)) || b.created - a.created);
+        keep = settled[0];
+        for (const extra of settled.slice(1)) await this.remove(ctx, extra, template);
+        const drainingCopies = usable.filter((c) => draining(c.node));
+        if (drainingCopies.length && this.isReady(keep!)) for (const old of drainingCopies) await this.remove(ctx, old, template);
+      } else {
+        const node = placeReplicas(candidates, template.nodeSelector, request, 1)[0];
+        if (node) {
+          const plan = await this.plan(ctx, release, template, imageId, node, 'replica', index);
+          const docker = await this.o.hosts.docker(node);
+          await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), undefined);
+          const name = replicaContainerName(ctx.namespace, ctx.name, release.spec!.revision, index);
+          const id = await ensureContainer(docker, buildContainerOptions(name, plan));
+          ctx.log.info({ node, container: name, replica: index }, 'replica started');
+          const candidate = candidates.find((c) => c.name === node)!;
+          candidate.replicasOfService++;
+          candidate.allocatedCpus += request.cpus;
+          candidate.allocatedMemoryBytes += request.memoryBytes;
+          keep = { node, id, name, release: release.metadata.name, role: 'replica', replica: index, state: 'running', running: true, created: Date.now() / 1000, labels: {} };
+          ctx.requeue = Math.min(ctx.requeue, 300);
+        } else if (usable.length) {
+          keep = usable[0]; // draining with nowhere to go: keep serving from the draining node
+          state.placementIssue = `no other node can take replica ${index}`;
+        } else {
+          const { skipped } = eligibleNodes(candidates, template.nodeSelector, request);
+          state.placementIssue = `no eligible node for replica ${index}: ${skipped.join('; ') || 'no nodes'}`;
+          continue;
+        }
+      }
+      state.placed++;
+      if (!keep!.running) {
+        await startContainer(await this.o.hosts.docker(keep!.node), keep!.id);
+        ctx.requeue = Math.min(ctx.requeue, 300);
+      }
+      state.nodes.push(keep!.node);
+      await this.probeReplica(ctx, keep!, template, settings, state, isActive);
+    }
+    return state;
+  }
+
+  private async probeReplica(ctx: Ctx, c: ObservedContainer, template: ReleaseTemplate, settings: ReturnType<typeof healthSettings>, state: ReplicaState, isActive: boolean): Promise<void> {
+    let info: Docker.ContainerInspectInfo | undefined;
+    try {
+      info = await (await this.o.hosts.docker(c.node)).getContainer(c.id).inspect();
+    } catch {
+      info = undefined;
+    }
+    const port = template.port ?? 3000;
+    const binding = info?.NetworkSettings?.Ports?.[`${port}/tcp`]?.[0];
+    const hostPort = binding?.HostPort ? Number(binding.HostPort) : undefined;
+    const host = nodeAddress(this.o.nodes.get(c.node));
+    const running = !!info?.State?.Running;
+    let ready = false;
+    if (!running || !hostPort) {
+      this.health.record(c.id, { ok: false, detail: `container ${c.name} is ${info?.State?.Status ?? 'missing'}` });
+    } else if (!settings) {
+      ready = true;
+      this.health.record(c.id, { ok: true, detail: 'running (no health check)' });
+    } else {
+      const result = await probe(host, hostPort, settings.path, settings.timeoutMs);
+      const startedMs = Date.parse(info!.State.StartedAt);
+      const inStartPeriod = Number.isFinite(startedMs) && Date.now() - startedMs < settings.startPeriodMs;
+      const count = inStartPeriod && !result.ok ? this.health.get(c.id) ?? { successes: 0, failures: 0, lastDetail: result.detail } : this.health.record(c.id, result);
+      ready = count.successes >= (isActive ? 1 : settings.successThreshold);
+      if (!result.ok) state.lastProblem = `${c.name}: ${result.detail}`;
+      if (!isActive && count.failures >= settings.failureThreshold) state.failing = `replica ${c.name} failed its health check ${count.failures} times in a row: ${count.lastDetail}`;
+    }
+    if (ready) state.ready++;
+    else ctx.requeue = Math.min(ctx.requeue, settings?.intervalMs ?? 1000);
+    if (hostPort) state.endpoints.push({ node: c.node, containerName: c.name, host, port: hostPort, ready });
+  }
+
+  private isReady(c: ObservedContainer): boolean {
+    return c.running && (this.health.get(c.id)?.successes ?? 0) > 0;
+  }
+
+  private async remove(ctx: Ctx, c: ObservedContainer, template: ReleaseTemplate): Promise<void> {
+    await removeContainer(await this.o.hosts.docker(c.node), c.id, template.terminationGracePeriodSeconds ?? 30);
+    this.health.forget(c.id);
+    ctx.log.info({ node: c.node, container: c.name }, 'container removed');
+  }
+
+  private async removeReleaseContainers(ctx: Ctx, release: string): Promise<void> {
+    for (const c of ctx.world.containers) {
+      if (c.release !== release || this.isLost(c.node) || ctx.world.unreachable.has(c.node)) continue;
+      await removeContainer(await this.o.hosts.docker(c.node), c.id, 5);
+      this.health.forget(c.id);
+    }
+  }
+
+  private async stopReleaseContainers(ctx: Ctx, release: string, grace: number): Promise<void> {
+    for (const c of ctx.world.containers) {
+      if (c.release !== release || !c.running || ctx.world.unreachable.has(c.node)) continue;
+      await stopContainer(await this.o.hosts.docker(c.node), c.id, grace);
+      c.running = false;
+    }
+  }
+
+  /** Removes containers of releases that are neither active, rolling out, nor kept warm, and prunes old Releases. */
+  private async cleanupOldReleases(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined): Promise<void> {
+    const keep = new Set([active?.metadata.name, candidate?.metadata.name].filter(Boolean));
+    const byName = new Map(ctx.releases.map((r) => [r.metadata.name, r]));
+    for (const c of ctx.world.containers) {
+      if (keep.has(c.release) || ctx.world.unreachable.has(c.node)) continue;
+      const release = byName.get(c.release);
+      const warmUntil = release?.status?.keepWarmUntil ? Date.parse(release.status.keepWarmUntil) : 0;
+      if (release && c.release === ctx.svc.status?.previousRelease && warmUntil > Date.now()) {
+        ctx.requeue = Math.min(ctx.requeue, warmUntil - Date.now() + 50);
+        continue;
+      }
+      if (c.role === 'migrate' && release && !TERMINAL_PHASES.has(release.status?.phase ?? 'Queued')) continue;
+      await removeContainer(await this.o.hosts.docker(c.node), c.id, 10);
+      this.health.forget(c.id);
+      ctx.log.info({ node: c.node, container: c.name }, 'removed container of an inactive release');
+    }
+    const limit = ctx.svc.spec?.revisionHistoryLimit ?? 10;
+    const protectedNames = new Set([...keep, ctx.svc.status?.previousRelease]);
+    const prunable = ctx.releases.filter((r) => !protectedNames.has(r.metadata.name) && TERMINAL_PHASES.has(r.status?.phase ?? 'Queued'));
+    const excess = ctx.releases.length - Math.max(limit, protectedNames.size);
+    for (const release of prunable.slice(0, Math.max(0, excess))) {
+      if (ctx.world.containers.some((c) => c.release === release.metadata.name)) continue;
+      try {
+        await this.o.client.delete(`${API}/namespaces/${ctx.namespace}/releases/${release.metadata.name}`);
+      } catch (err) {
+        if (!(err instanceof ApiRequestError && err.code === 404)) throw err;
+      }
+    }
+  }
+
+  private async removeEverything(ctx: ReconcileContext, namespace: string, name: string, nodes: string[]): Promise<void> {
+    const world = await observeService(this.o.hosts, nodes, namespace, name, () => undefined);
+    for (const c of world.containers) {
+      await removeContainer(await this.o.hosts.docker(c.node), c.id, 10);
+      this.health.forget(c.id);
+    }
+    if (world.containers.length) ctx.log.info({ removed: world.containers.length }, 'removed the containers of a deleted service');
+  }
+
+  // ---------------------------------------------------------------- nodes
+
+  private nodeCandidates(ctx: Ctx, mine: ObservedContainer[]): NodeCandidate[] {
+    return this.o.nodes.list().map((node) => {
+      const ready = getCondition(node.status?.conditions as Condition[], 'Ready')?.status === 'True' && !ctx.world.unreachable.has(node.metadata.name);
+      const capacity = node.spec.capacity ?? {};
+      const memory = capacity.memory !== undefined ? parseBytes(capacity.memory) : node.status?.capacity?.memoryBytes;
+      return {
+        name: node.metadata.name,
+        labels: node.metadata.labels ?? {},
+        ready,
+        unschedulable: !!node.spec.unschedulable,
+        ...(capacity.cpus ?? node.status?.capacity?.cpus) !== undefined ? { cpus: capacity.cpus ?? node.status!.capacity!.cpus! } : {},
+        ...(memory !== undefined ? { memoryBytes: memory } : {}),
+        allocatedCpus: node.status?.allocated?.cpus ?? 0,
+        allocatedMemoryBytes: node.status?.allocated?.memoryBytes ?? 0,
+        replicasOfService: mine.filter((c) => c.node === node.metadata.name && !this.isLost(c.node)).length,
+      };
+    });
+  }
+
+  /** NotReady for longer than the grace period: its replicas are replaced elsewhere. */
+  private isLost(nodeName: string): boolean {
+    const node = this.o.nodes.get(nodeName);
+    if (!node) return true;
+    const ready = getCondition(node.status?.conditions as Condition[], 'Ready');
+    if (!ready || ready.status === 'True') return false;
+    const since = Date.parse(ready.lastTransitionTime ?? '');
+    return !Number.isFinite(since) || Date.now() - since > this.o.nodeLossGraceMs;
+  }
+
+  private firstReadyNode(ctx: Ctx, template: ReleaseTemplate): string | undefined {
+    const ready = this.nodeCandidates(ctx, []).filter((n) => n.ready);
+    const { eligible } = eligibleNodes(ready, template.nodeSelector, { cpus: 0, memoryBytes: 0 });
+    return (eligible[0] ?? ready[0])?.name;
+  }
+
+  private async imageSources(ctx: Ctx, except: string): Promise<Docker[]> {
+    const sources: Docker[] = [];
+    for (const node of this.o.nodes.list()) {
+      const n = node.metadata.name;
+      if (n === except || ctx.world.unreachable.has(n) || getCondition(node.status?.conditions as Condition[], 'Ready')?.status !== 'True') continue;
+      try {
+        sources.push(await this.o.hosts.docker(n));
+      } catch {
+        /* an unreachable node cannot be a source */
+      }
+    }
+    return sources;
+  }
+
+  // ---------------------------------------------------------------- status
+
+  private async writeSteadyStatus(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined, desired: RO<Release> | undefined, state: ReplicaState | undefined): Promise<void> {
+    const svc = ctx.svc;
+    const replicas = svc.spec?.replicas ?? 1;
+    const latest = candidate ? ctx.latest.get(candidate.metadata.name) ?? candidate : undefined;
+    const latestDesired = desired ? ctx.latest.get(desired.metadata.name) ?? desired : undefined;
+    const failed = latestDesired && latestDesired.metadata.name !== active?.metadata.name && latestDesired.status?.phase === 'Failed' ? latestDesired : undefined;
+    let conditions = svc.status?.conditions as Condition[] | undefined;
+    const generation = svc.metadata.generation;
+    const ready = state?.ready ?? 0;
+    if (latest) {
+      const running = (latest.status?.steps ?? []).find((s) => s.result === 'Running');
+      conditions = setCondition(conditions, { type: 'Progressing', status: 'True', reason: 'RolloutInProgress', message: `rolling out ${latest.metadata.name}${running ? `: ${running.name}${running.message ? ` (${running.message})` : ''}` : ''}`, observedGeneration: generation });
+    } else if (failed) {
+      conditions = setCondition(conditions, { type: 'Progressing', status: 'False', reason: 'RolloutFailed', message: `release ${failed.metadata.name} failed: ${failed.status?.message ?? failed.status?.reason ?? ''}`.slice(0, 4000), observedGeneration: generation });
+    } else if (svc.spec?.paused) {
+      conditions = setCondition(conditions, { type: 'Progressing', status: 'Unknown', reason: 'Paused', message: 'rollouts are paused', observedGeneration: generation });
+    } else {
+      conditions = setCondition(conditions, { type: 'Progressing', status: 'True', reason: 'RolloutComplete', message: active ? `release ${active.metadata.name} is active` : 'nothing to roll out', observedGeneration: generation });
+    }
+    const wanted = Math.min(replicas, Math.max(1, replicas));
+    conditions = setCondition(conditions, active && ready >= wanted
+      ? { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: `${ready}/${replicas} replicas ready`, observedGeneration: generation }
+      : { type: 'Available', status: 'False', reason: active ? 'MinimumReplicasUnavailable' : 'NoActiveRelease', message: active ? `${ready}/${replicas} replicas ready${state?.placementIssue ? `; ${state.placementIssue}` : ''}` : 'no release has been rolled out yet', observedGeneration: generation });
+    if (failed) conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'RolloutFailed', message: `release ${failed.metadata.name} failed and was rolled back: ${failed.status?.message ?? ''}`.slice(0, 4000), observedGeneration: generation });
+    else if (active && ready < replicas) conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'ReplicasUnavailable', message: `${ready}/${replicas} replicas ready${state?.lastProblem ? `; ${state.lastProblem}` : ''}${state?.placementIssue ? `; ${state.placementIssue}` : ''}`.slice(0, 4000), observedGeneration: generation });
+    else conditions = setCondition(conditions, { type: 'Degraded', status: 'False', reason: 'AsExpected', observedGeneration: generation });
+
+    const next: Record<string, unknown> = {
+      observedGeneration: generation,
+      conditions,
+      replicas: state?.placed ?? 0,
+      readyReplicas: ready,
+      endpoints: state?.endpoints ?? [],
+      activeRelease: active?.metadata.name ?? null,
+      candidateRelease: latest?.metadata.name ?? null,
+    };
+    await this.writeServiceStatus(ctx, next);
+  }
+
+  /** Writes only the fields that differ from the cached status. */
+  private async writeServiceStatus(ctx: Ctx, fields: Record<string, unknown>): Promise<void> {
+    const current = (ctx.svc.status ?? {}) as Record<string, unknown>;
+    const patch: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(fields)) {
+      const now = current[k];
+      if (v === null ? now !== undefined && now !== null : JSON.stringify(now) !== JSON.stringify(v)) patch[k] = v;
+    }
+    if (Object.keys(patch).length) await this.patchServiceStatus(ctx, patch);
+  }
+
+  private async patchServiceStatus(ctx: Ctx, fields: Record<string, unknown>): Promise<void> {
+    try {
+      await this.o.client.patch(`${API}/namespaces/${ctx.namespace}/services/${ctx.name}/status`, { status: fields });
+    } catch (err) {
+      // Deleted meanwhile: the next reconcile removes its containers.
+      if (!(err instanceof ApiRequestError && err.code === 404)) throw err;
+    }
+  }
+
+  private async patchReleaseStatus(ctx: Ctx, release: RO<Release>, fields: Record<string, unknown>): Promise<void> {
+    const written = await this.o.client.patch<Stored<Release>>(`${API}/namespaces/${ctx.namespace}/releases/${release.metadata.name}/status`, { status: fields });
+    ctx.latest.set(written.metadata.name, written);
+  }
+}
+
+interface ReplicaState {
+  placed: number;
+  ready: number;
+  endpoints: Array<{ node: string; containerName: string; host: string; port: number; ready: boolean }>;
+  nodes: string[];
+  probeIntervalMs: number;
+  failing?: string;
+  lastProblem?: string;
+  placementIssue?: string;
+}
+
+const TERMINAL_PHASE_FAILED = (r: RO<Release>) => r.status?.phase === 'Failed' || r.status?.phase === 'RolledBack';
+
+/** The first step that has not finished, if the rollout is past its first step. */
+function STEP_NAMES_PENDING(steps: readonly Step[] | undefined): StepName | undefined {
+  const running = steps?.find((s) => s.result === 'Running');
+  return (running?.name as StepName | undefined) ?? (steps?.length ? undefined : 'Artifact');
+}
+
+export function nodeAddress(node: RO<Node> | undefined): string {
+  return node?.spec.internalAddress ?? node?.spec.docker.ssh?.host ?? '127.0.0.1';
+}
+
+function requestOf(template: ReleaseTemplate) {
+  return {
+    cpus: template.resources?.cpus !== undefined ? parseCpus(template.resources.cpus) : 0,
+    memoryBytes: template.resources?.memory !== undefined ? parseBytes(template.resources.memory) : 0,
+  };
+}
+
+/** `10m`, `1h30m`, `45s`, `500ms` to milliseconds. */
+export function parseDuration(text: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  const re = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g;
+  let match: RegExpExecArray | null;
+  let consumed = 0;
+  while ((match = re.exec(text))) {
+    total += Number(match[1]) * units[match[2]!]!;
+    consumed += match[0].length;
+  }
+  if (consumed !== text.length || !text) throw new Error(`invalid duration ${JSON.stringify(text)}`);
+  return total;
+}
+

@@ -1,0 +1,64 @@
+// The part of a Service that defines what runs (its template), the hash that tells whether a
+// change needs a new Release, and the deterministic names of Releases and containers.
+
+import { createHash } from 'node:crypto';
+import type { Service, ServiceSpec } from '../../api/generated/crd-types.js';
+import type { DeepReadonly } from '../runtime/informer.js';
+
+/** Service spec fields copied into each Release; changing any of them makes a new Release. */
+export const TEMPLATE_FIELDS = [
+  'image',
+  'imagePullSecretRef',
+  'command',
+  'args',
+  'env',
+  'envFrom',
+  'port',
+  'nodeSelector',
+  'healthCheck',
+  'migrate',
+  'resources',
+  'security',
+  'volumes',
+  'terminationGracePeriodSeconds',
+  'build',
+] as const;
+
+export type ReleaseTemplate = Partial<Pick<ServiceSpec, (typeof TEMPLATE_FIELDS)[number]>>;
+
+export const RESTARTED_AT_ANNOTATION = 'slipway.dev/restartedAt';
+export const CHANGE_CAUSE_ANNOTATION = 'slipway.dev/change-cause';
+
+export function templateOf(service: DeepReadonly<Service>): ReleaseTemplate {
+  const spec = (service.spec ?? {}) as Record<string, unknown>;
+  const template: Record<string, unknown> = {};
+  for (const field of TEMPLATE_FIELDS) if (spec[field] !== undefined) template[field] = structuredClone(spec[field]);
+  return template as ReleaseTemplate;
+}
+
+/** Stable JSON: object keys sorted, so equal templates hash equally. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function configHash(template: ReleaseTemplate, restartedAt?: string): string {
+  return createHash('sha256')
+    .update(stableJson({ template, restartedAt: restartedAt ?? '' }))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+export const releaseName = (service: string, revision: number) => `${service}-${revision}`;
+
+/** Docker container name of one replica: unique per node and deterministic, so re-running is safe. */
+export const replicaContainerName = (namespace: string, service: string, revision: number, replica: number) =>
+  `${namespace}.${service}-${revision}-${replica}`;
+
+export const migrateContainerName = (namespace: string, service: string, revision: number) => `${namespace}.${service}-${revision}-migrate`;
