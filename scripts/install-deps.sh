@@ -4,16 +4,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command → Debian package
+# command (a name on the PATH, or an absolute path) → Debian package
 declare -A PACKAGES=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [diff]=diffutils
+  [dockerd]=docker.io
+  [/usr/sbin/sshd]=openssh-server
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGES[$cmd]}")
+  if [[ $cmd == /* ]]; then [ -x "$cmd" ] && continue; else command -v "$cmd" >/dev/null 2>&1 && continue; fi
+  missing+=("${PACKAGES[$cmd]}")
 done
+# Test images copy /bin/busybox into FROM-scratch images, so it must be the static build
+# (busybox-static replaces Debian's dynamically linked busybox package).
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+  missing+=(busybox-static)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
@@ -24,6 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null || true
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's etcd package starts a system etcd where systemd runs; Slipway runs its own.
+  # Without systemd dockerd is not started by the package: scripts/start-dockerd.sh starts it.
 fi
 
 if ! command -v node >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
 // Wires the API server together: etcd store, resource registry fed by CRDs, object service,
-// watch hub, garbage collector, compactor, and the koa app with its one error middleware.
+// watch hub, garbage collector, compactor, the log/exec forwarding to the controller manager, and
+// the koa app with its one error middleware.
 
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -16,6 +17,7 @@ import { crdResource, resourceFromCrd } from './crd.js';
 import { ApiError, internal, pathNotFound, tooManyRequests, unavailable } from './errors.js';
 import { answerMalformedRequests } from './http-guards.js';
 import { GarbageCollector } from './garbage-collector.js';
+import { isLongRunning, ManagerProxy } from './manager-proxy.js';
 import { ObjectCache } from './object-cache.js';
 import { ApiMetrics } from './metrics.js';
 import { ObjectService, type NamespaceLookup } from './objects.js';
@@ -87,6 +89,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     onClose: (r) => metrics.openWatches.dec({ resource: r.plural }),
   });
   const routes = new ResourceRoutes(registry, objects, hub);
+  const managerProxy = new ManagerProxy(registry, objects);
   const cache: ObjectCache = new ObjectCache(registry, store, hub, (err) => log.warn({ err: String(err) }, 'cannot follow a resource'));
   const gc = new GarbageCollector(registry, store, cache, objects, log.child({ component: 'garbage-collector' }));
   const compactor = new Compactor(store, options.compactionIntervalMs, (err) => log.warn({ err: String(err) }, 'compaction failed'));
@@ -123,7 +126,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     const supplied = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(supplied) ? supplied : randomUUID();
     ctx.set('X-Request-Id', requestId);
-    const isWatch = ctx.query.watch === 'true' || ctx.query.watch === '1';
+    const isWatch = ctx.query.watch === 'true' || ctx.query.watch === '1' || isLongRunning(ctx.path, ctx.query);
     let counted = false;
     try {
       if (!isWatch && ctx.path.startsWith('/apis')) {
@@ -182,6 +185,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   router.get('/api', (ctx) => {
     ctx.body = { kind: 'APIVersions', versions: [], serverAddressByClientCIDRs: [] };
   });
+  // services/{name}/log and /exec go to the controller manager; matched before the generic routes.
+  managerProxy.register(router, () => {
+    if (!ready) throw unavailable('the API server is starting');
+  });
   router.all(/^\/apis(\/.*)?$/, async (ctx) => {
     if (!ready) throw unavailable('the API server is starting');
     await routes.handle(ctx);
@@ -235,6 +242,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       compactor.stop();
       crdIndex.stop();
       await hub.stop();
+      await managerProxy.close();
       if (server) {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server!.close(() => resolve()));

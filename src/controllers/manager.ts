@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import type { Node, Release, Service } from '../api/generated/crd-types.js';
+import { DRAIN_ANNOTATION } from '../api/service-contract.js';
 import { ApiClient } from '../client/api-client.js';
 import { EventRecorder } from '../client/event-recorder.js';
 import { createEndpoints } from './manager-endpoints.js';
@@ -47,7 +48,6 @@ export interface ControllerManager {
 }
 
 const API = '/apis/slipway.dev/v1alpha1';
-const DRAIN = 'slipway.dev/drain';
 
 /** The uid of the `slipway-system` Namespace: stable for the life of the installation's etcd. */
 async function clusterId(client: ApiClient, log: Logger, signal: AbortSignal): Promise<string> {
@@ -106,7 +106,7 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
       !previous ||
       readyNow !== readyBefore ||
       current.spec.unschedulable !== previous.spec.unschedulable ||
-      current.metadata.annotations?.[DRAIN] !== previous.metadata.annotations?.[DRAIN] ||
+      current.metadata.annotations?.[DRAIN_ANNOTATION] !== previous.metadata.annotations?.[DRAIN_ANNOTATION] ||
       JSON.stringify(current.metadata.labels ?? {}) !== JSON.stringify(previous.metadata.labels ?? {});
     if (!placementChanged) return;
     for (const svc of services.list()) {

@@ -7,6 +7,7 @@
 import type Docker from 'dockerode';
 import type { Node, Release, Service } from '../api/generated/crd-types.js';
 import { parseBytes, parseCpus } from '../api/quantity.js';
+import { DRAIN_ANNOTATION } from '../api/service-contract.js';
 import { ApiRequestError, type ApiClient } from '../client/api-client.js';
 import type { EventRecorder } from '../client/event-recorder.js';
 import type { NodeHostAccess } from './node-hosts.js';
@@ -27,7 +28,6 @@ import { CHANGE_CAUSE_ANNOTATION, configHash, migrateContainerName, releaseName,
 import { observeService, type ObservedContainer, type ServiceWorld } from './service/world.js';
 
 const API = '/apis/slipway.dev/v1alpha1';
-const DRAIN_ANNOTATION = 'slipway.dev/drain';
 const ARTIFACT_ATTEMPTS = 3;
 
 export interface ServiceControllerOptions {
@@ -108,9 +108,11 @@ export class ServiceController implements Controller {
     await this.supersedeOthers(ctx, [active, rolling]);
 
     let candidate: RO<Release> | undefined = rolling;
+    let shiftedFrom: string | null | undefined;
     if (candidate) {
       const outcome = await this.advanceRollout(ctx, candidate, active);
       if (outcome === 'shifted') {
+        shiftedFrom = active?.metadata.name ?? null;
         active = ctx.latest.get(candidate.metadata.name) ?? candidate;
         candidate = undefined;
       } else if (outcome === 'failed') {
@@ -119,8 +121,8 @@ export class ServiceController implements Controller {
     }
     const recreateInProgress = candidate && (svc.spec?.strategy?.type ?? 'BlueGreen') === 'Recreate';
     const activeState = active && !recreateInProgress ? await this.maintainReplicas(ctx, active, svc.spec?.replicas ?? 1, true) : undefined;
-    await this.cleanupOldReleases(ctx, active, candidate);
-    await this.writeSteadyStatus(ctx, active, candidate, desired, activeState);
+    await this.cleanupOldReleases(ctx, active, candidate, shiftedFrom !== undefined ? shiftedFrom : svc.status?.previousRelease);
+    await this.writeSteadyStatus(ctx, active, candidate, desired, activeState, shiftedFrom);
     return { requeueAfterMs: Math.max(100, ctx.requeue) };
   }
 
@@ -283,7 +285,8 @@ export class ServiceController implements Controller {
     // 5. Switch traffic: the Service's activeRelease is the single source of truth for routing.
     await setStep('ShiftTraffic', { result: 'Running' }, 'TrafficShifted');
     await this.patchReleaseStatus(ctx, release, { trafficShiftedTime: nowIso(), readyReplicas: state.ready });
-    await this.patchServiceStatus(ctx, { activeRelease: release.metadata.name, previousRelease: active?.metadata.name ?? null, candidateRelease: null, endpoints: state.endpoints, readyReplicas: state.ready, replicas });
+    // The Service's activeRelease moves in the status write that ends this reconcile, together with
+    // its conditions, so a watcher never sees the switch without seeing how the rollout ended.
     if (active) {
       const keepFor = parseDuration(ctx.svc.spec?.strategy?.blueGreen?.keepOldFor ?? '10m');
       await this.patchReleaseStatus(ctx, active, { keepWarmUntil: nowIso(Date.now() + keepFor), conditions: setCondition(active.status?.conditions as Condition[], { type: 'Active', status: 'False', reason: 'Replaced', message: `traffic moved to ${release.metadata.name}` }) });
@@ -310,7 +313,6 @@ export class ServiceController implements Controller {
     await this.removeReleaseContainers(ctx, release.metadata.name);
     const conditions = setCondition(release.status?.conditions as Condition[], { type: 'Succeeded', status: 'False', reason, message: message.slice(0, 4000) });
     await this.patchReleaseStatus(ctx, release, { phase: 'Failed', reason, message: message.slice(0, 4000), completionTime: nowIso(), conditions });
-    await this.patchServiceStatus(ctx, { candidateRelease: null });
     const seconds = (Date.now() - Date.parse(release.status?.startTime ?? nowIso())) / 1000;
     this.o.metrics.releaseOutcomes.inc({ result: 'failed' });
     this.o.metrics.releaseDuration.observe({ result: 'failed' }, seconds);
@@ -395,6 +397,7 @@ export class ServiceController implements Controller {
           candidate.allocatedCpus += request.cpus;
           candidate.allocatedMemoryBytes += request.memoryBytes;
           keep = { node, id, name, release: release.metadata.name, role: 'replica', replica: index, state: 'running', running: true, created: Date.now() / 1000, labels: {} };
+          ctx.world.containers.push(keep);
           ctx.requeue = Math.min(ctx.requeue, 300);
         } else if (usable.length) {
           keep = usable[0]; // draining with nowhere to go: keep serving from the draining node
@@ -475,14 +478,14 @@ export class ServiceController implements Controller {
   }
 
   /** Removes containers of releases that are neither active, rolling out, nor kept warm, and prunes old Releases. */
-  private async cleanupOldReleases(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined): Promise<void> {
+  private async cleanupOldReleases(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined, previous: string | null | undefined): Promise<void> {
     const keep = new Set([active?.metadata.name, candidate?.metadata.name].filter(Boolean));
     const byName = new Map(ctx.releases.map((r) => [r.metadata.name, r]));
     for (const c of ctx.world.containers) {
       if (keep.has(c.release) || ctx.world.unreachable.has(c.node)) continue;
-      const release = byName.get(c.release);
+      const release = ctx.latest.get(c.release) ?? byName.get(c.release);
       const warmUntil = release?.status?.keepWarmUntil ? Date.parse(release.status.keepWarmUntil) : 0;
-      if (release && c.release === ctx.svc.status?.previousRelease && warmUntil > Date.now()) {
+      if (release && c.release === previous && warmUntil > Date.now()) {
         ctx.requeue = Math.min(ctx.requeue, warmUntil - Date.now() + 50);
         continue;
       }
@@ -492,7 +495,7 @@ export class ServiceController implements Controller {
       ctx.log.info({ node: c.node, container: c.name }, 'removed container of an inactive release');
     }
     const limit = ctx.svc.spec?.revisionHistoryLimit ?? 10;
-    const protectedNames = new Set([...keep, ctx.svc.status?.previousRelease]);
+    const protectedNames = new Set([...keep, previous ?? undefined]);
     const prunable = ctx.releases.filter((r) => !protectedNames.has(r.metadata.name) && TERMINAL_PHASES.has(r.status?.phase ?? 'Queued'));
     const excess = ctx.releases.length - Math.max(limit, protectedNames.size);
     for (const release of prunable.slice(0, Math.max(0, excess))) {
@@ -567,7 +570,7 @@ export class ServiceController implements Controller {
 
   // ---------------------------------------------------------------- status
 
-  private async writeSteadyStatus(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined, desired: RO<Release> | undefined, state: ReplicaState | undefined): Promise<void> {
+  private async writeSteadyStatus(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined, desired: RO<Release> | undefined, state: ReplicaState | undefined, shiftedFrom: string | null | undefined): Promise<void> {
     const svc = ctx.svc;
     const replicas = svc.spec?.replicas ?? 1;
     const latest = candidate ? ctx.latest.get(candidate.metadata.name) ?? candidate : undefined;
@@ -602,6 +605,7 @@ export class ServiceController implements Controller {
       endpoints: state?.endpoints ?? [],
       activeRelease: active?.metadata.name ?? null,
       candidateRelease: latest?.metadata.name ?? null,
+      ...(shiftedFrom !== undefined ? { previousRelease: shiftedFrom } : {}),
     };
     await this.writeServiceStatus(ctx, next);
   }

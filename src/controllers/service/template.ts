@@ -4,30 +4,11 @@
 import { createHash } from 'node:crypto';
 import type { Service, ServiceSpec } from '../../api/generated/crd-types.js';
 import type { DeepReadonly } from '../runtime/informer.js';
-
-/** Service spec fields copied into each Release; changing any of them makes a new Release. */
-export const TEMPLATE_FIELDS = [
-  'image',
-  'imagePullSecretRef',
-  'command',
-  'args',
-  'env',
-  'envFrom',
-  'port',
-  'nodeSelector',
-  'healthCheck',
-  'migrate',
-  'resources',
-  'security',
-  'volumes',
-  'terminationGracePeriodSeconds',
-  'build',
-] as const;
+import { TEMPLATE_FIELDS } from '../../api/service-contract.js';
 
 export type ReleaseTemplate = Partial<Pick<ServiceSpec, (typeof TEMPLATE_FIELDS)[number]>>;
 
-export const RESTARTED_AT_ANNOTATION = 'slipway.dev/restartedAt';
-export const CHANGE_CAUSE_ANNOTATION = 'slipway.dev/change-cause';
+export { CHANGE_CAUSE_ANNOTATION, RESTARTED_AT_ANNOTATION } from '../../api/service-contract.js';
 
 export function templateOf(service: DeepReadonly<Service>): ReleaseTemplate {
   const spec = (service.spec ?? {}) as Record<string, unknown>;
