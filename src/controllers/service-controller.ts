@@ -20,7 +20,7 @@ import { buildContainerOptions, type ContainerPlan } from './service/container-s
 import { ensureContainer, ForeignContainerError, removeContainer, startContainer, stopContainer } from './service/docker-ops.js';
 import { resolveEnv } from './service/env.js';
 import { healthSettings, HealthCounts, probe } from './service/health.js';
-import { ensureImageOnNode, resolveImage } from './service/image.js';
+import { ensureImageOnNode, inspectImage, resolveImage } from './service/image.js';
 import { stepMigration } from './service/migration.js';
 import { eligibleNodes, placeReplicas, type NodeCandidate } from './service/placement.js';
 import { isDone, stepOf, stepsForReactivation, TERMINAL_PHASES, withStep, type Phase, type Step, type StepName } from './service/release-status.js';
@@ -199,14 +199,21 @@ export class ServiceController implements Controller {
     let imageId = stepOf({ status } as Release, 'Artifact')?.message?.match(/sha256:[a-f0-9]{64}/)?.[0];
     if (!isDone(stepOf({ status } as Release, 'Artifact')) || !imageId) {
       if (!template.image) return fail('Artifact', 'NoImage', 'the release has no image (builds from git are not supported by this controller manager)');
-      const node = this.firstReadyNode(ctx, template);
+      const nodes = this.readyNodesFor(ctx, template);
+      const node = nodes[0];
       if (!node) {
         await setStep('Artifact', { result: 'Running', message: 'waiting for a Ready node' }, 'Queued');
         ctx.requeue = Math.min(ctx.requeue, 2000);
         return 'waiting';
       }
       try {
-        const image = await resolveImage(await this.o.hosts.docker(node), template.image);
+        // A node that already holds the image defines it; only when none does is it pulled.
+        let holder = node;
+        for (const n of nodes) if (await inspectImage(await this.o.hosts.docker(n), template.image).catch(() => undefined)) {
+          holder = n;
+          break;
+        }
+        const image = await resolveImage(await this.o.hosts.docker(holder), template.image);
         imageId = image.id;
         if (!release.spec?.imageDigest) await this.o.client.patch(`${API}/namespaces/${ctx.namespace}/releases/${release.metadata.name}`, { spec: { imageDigest: image.digest } });
         await setStep('Artifact', { result: 'Succeeded', message: `${template.image} is ${image.id}` }, 'ArtifactReady');
@@ -548,10 +555,11 @@ export class ServiceController implements Controller {
     return !Number.isFinite(since) || Date.now() - since > this.o.nodeLossGraceMs;
   }
 
-  private firstReadyNode(ctx: Ctx, template: ReleaseTemplate): string | undefined {
+  /** Ready nodes, those the template's selector accepts first. */
+  private readyNodesFor(ctx: Ctx, template: ReleaseTemplate): string[] {
     const ready = this.nodeCandidates(ctx, []).filter((n) => n.ready);
     const { eligible } = eligibleNodes(ready, template.nodeSelector, { cpus: 0, memoryBytes: 0 });
-    return (eligible[0] ?? ready[0])?.name;
+    return [...new Set([...eligible, ...ready].map((n) => n.name))];
   }
 
   private async imageSources(ctx: Ctx, except: string): Promise<Docker[]> {
