@@ -3,6 +3,7 @@
 
 import { PassThrough, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
+import { demuxToText } from '../docker/demux.js';
 
 export interface LogSource {
   docker: Docker;
@@ -42,15 +43,22 @@ export async function streamLogs(sources: LogSource[], options: LogOptions, out:
   });
   await Promise.all(
     sources.map(async (source) => {
-      const stream = (await source.docker.getContainer(source.id).logs({
+      const result = (await source.docker.getContainer(source.id).logs({
         follow: options.follow as true,
         stdout: true,
         stderr: true,
         timestamps: options.timestamps,
         ...(options.tail !== undefined ? { tail: options.tail } : {}),
-      })) as unknown as NodeJS.ReadableStream;
-      streams.push(stream);
+      })) as unknown as NodeJS.ReadableStream | Buffer;
       const lines = linePrefixer(`[${source.name}] `, out);
+      if (Buffer.isBuffer(result)) {
+        // Without follow, dockerode answers with the whole (multiplexed) log at once.
+        lines.end(demuxToText(result));
+        await new Promise((resolve) => lines.once('end', resolve).resume());
+        return;
+      }
+      const stream = result;
+      streams.push(stream);
       source.docker.modem.demuxStream(stream, lines, lines);
       await new Promise<void>((resolve) => {
         stream.on('end', resolve);

@@ -5,6 +5,7 @@
 import type Docker from 'dockerode';
 import { ensureContainer, removeContainer } from './docker-ops.js';
 import type { DockerCreateOptions } from './container-spec.js';
+import { demuxToText } from '../../docker/demux.js';
 
 export type MigrationOutcome = { state: 'running' } | { state: 'succeeded' } | { state: 'failed'; message: string };
 
@@ -48,16 +49,4 @@ export async function lastLines(docker: Docker, id: string, count = 10): Promise
   } catch {
     return '';
   }
-}
-
-/** Docker's multiplexed log format (8-byte frame headers) to plain text. */
-export function demuxToText(raw: Buffer): string {
-  const parts: string[] = [];
-  let offset = 0;
-  while (offset + 8 <= raw.length && (raw[offset] === 1 || raw[offset] === 2 || raw[offset] === 0)) {
-    const size = raw.readUInt32BE(offset + 4);
-    parts.push(raw.subarray(offset + 8, offset + 8 + size).toString('utf8'));
-    offset += 8 + size;
-  }
-  return offset === 0 ? raw.toString('utf8') : parts.join('');
 }
