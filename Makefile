@@ -7,7 +7,7 @@ TEST_CONCURRENCY ?= 2
 .PHONY: help deps build generate up down status test bench clean
 
 help:
-	@echo "make up      install what is missing, build, start etcd + the API server, apply manifests/"
+	@echo "make up      install what is missing, build, start etcd, Docker, the API server and controllers, apply manifests/"
 	@echo "make down    stop what make up started"
 	@echo "make status  show what is running"
 	@echo "make test    install what is missing, build, run the whole test suite"

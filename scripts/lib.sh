@@ -12,6 +12,8 @@ ETCD_PEER_PORT=${SLIPWAY_ETCD_PEER_PORT:-23800}
 API_PORT=${SLIPWAY_API_PORT:-6440}
 ETCD_URL=http://127.0.0.1:$ETCD_PORT
 API_URL=http://127.0.0.1:$API_PORT
+MANAGER_PORT=${SLIPWAY_MANAGER_PORT:-6441}
+MANAGER_URL=http://127.0.0.1:$MANAGER_PORT
 CONFIG=${SLIPWAY_CONFIG:-$HOME/.slipway/config}
 
 # pid_alive PIDFILE PATTERN: true if the pid file names a live process whose command line matches.

@@ -16,3 +16,4 @@ show() {
 }
 show etcd "$RUN_DIR/etcd.pid" "etcd --name slipway" "$ETCD_URL/health"
 show "API server" "$RUN_DIR/apiserver.pid" "dist/src/apiserver/main.js" "$API_URL/readyz"
+show "controller manager" "$RUN_DIR/controller-manager.pid" "dist/src/controllers/main.js" "$MANAGER_URL/healthz"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make up`: starts Slipway on this machine. etcd (single member, data under .slipway/) and the
-# API server run in the background with pid files; the CLI config is written, slipctl is put on
-# the PATH, and the example manifests are applied. Safe to run again at any time.
+# `make up`: starts Slipway on this machine. etcd (single member, data under .slipway/), the API
+# server and the controller manager run in the background with pid files; Docker is started when
+# it is not running; the CLI config is written, slipctl is put on the PATH, the example app image
+# is built and the example manifests (the local Node among them) are applied. Safe to run again.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$ETCD_DATA"
@@ -21,6 +22,8 @@ else
 fi
 wait_http "$ETCD_URL/health" 30
 
+"$ROOT/scripts/start-dockerd.sh"
+
 api_main=dist/src/apiserver/main.js
 if pid_alive "$RUN_DIR/apiserver.pid" "$api_main" && [ "$RUN_DIR/apiserver.pid" -nt dist/src/apiserver/server.js ]; then
   echo "API server already running (pid $(cat "$RUN_DIR/apiserver.pid"))"
@@ -33,6 +36,20 @@ else
   echo "started API server (pid $!) on $API_URL"
 fi
 wait_http "$API_URL/readyz" 60
+
+manager_main=dist/src/controllers/main.js
+if pid_alive "$RUN_DIR/controller-manager.pid" "$manager_main" && [ "$RUN_DIR/controller-manager.pid" -nt dist/src/controllers/manager.js ]; then
+  echo "controller manager already running (pid $(cat "$RUN_DIR/controller-manager.pid"))"
+else
+  stop_pid "$RUN_DIR/controller-manager.pid" "$manager_main" "controller manager (older build)"
+  nohup node --enable-source-maps "$ROOT/$manager_main" --server "$API_URL" --port "$MANAGER_PORT" \
+    >>"$LOG_DIR/controller-manager.log" 2>&1 &
+  echo $! > "$RUN_DIR/controller-manager.pid"
+  echo "started controller manager (pid $!) on $MANAGER_URL"
+fi
+wait_http "$MANAGER_URL/healthz" 30
+
+"$ROOT/scripts/build-demo-image.sh"
 
 # CLI config: keep anything the user added, point it at this server.
 mkdir -p "$(dirname "$CONFIG")"
@@ -60,12 +77,17 @@ cat <<SUMMARY
 Slipway is running:
   etcd        $ETCD_URL    data $ETCD_DATA   log $LOG_DIR/etcd.log
   API server  $API_URL    log $LOG_DIR/apiserver.log
+  controllers $MANAGER_URL    log $LOG_DIR/controller-manager.log
+  Docker      /var/run/docker.sock (registered as Node local)
   CLI         $bin_dir/slipctl   config $CONFIG
 
 Try:
   slipctl get namespaces
   slipctl get services -A
+  slipctl get nodes
+  slipctl rollout status service/web -n shop-prod
   slipctl describe service web -n shop-prod
+  slipctl logs service/web -n shop-prod
   slipctl api-resources
   slipctl explain service.spec.healthCheck
 
