@@ -272,14 +272,16 @@ async function benchSwarm(create: Figure, update: Figure, updateStartFirst: Figu
 }
 
 /** Joins a single-node swarm if the engine is in none; returns whether this bench initialised it. */
-async function ensureSwarm(): Promise<{ ok: boolean; initialised: boolean; why?: string }> {
+async function ensureSwarm(): Promise<{ ok: boolean; initialised: boolean; gwbridgeCreated?: boolean; why?: string }> {
   const info: any = await docker.info();
   const state = info.Swarm?.LocalNodeState;
   if (state === 'active') return info.Swarm?.ControlAvailable ? { ok: true, initialised: false } : { ok: false, initialised: false, why: 'this engine is a swarm worker, not a manager' };
   if (state !== 'inactive') return { ok: false, initialised: false, why: `swarm state is "${state}"` };
+  // `swarm init` creates the docker_gwbridge network and `swarm leave` keeps it: remove it after.
+  const gwbridgeExisted = await docker.getNetwork('docker_gwbridge').inspect().then(() => true, () => false);
   try {
     await run('docker', ['swarm', 'init', '--advertise-addr', '127.0.0.1']);
-    return { ok: true, initialised: true };
+    return { ok: true, initialised: true, gwbridgeCreated: !gwbridgeExisted };
   } catch (err) {
     return { ok: false, initialised: false, why: `docker swarm init failed: ${((err as { stderr?: string }).stderr || (err as Error).message).trim()}` };
   }
@@ -298,6 +300,7 @@ async function main(): Promise<void> {
   let p: Platform | null = null;
   let manager: ControllerManager | null = null;
   let swarmInitialised = false;
+  let gwbridgeCreated = false;
   let swarmProblem: string | undefined;
   try {
     p = await startPlatform();
@@ -321,6 +324,7 @@ async function main(): Promise<void> {
   try {
     const swarm = await ensureSwarm();
     swarmInitialised = swarm.initialised;
+    gwbridgeCreated = !!swarm.gwbridgeCreated;
     if (!swarm.ok) swarmProblem = swarm.why;
     else await benchSwarm(create, update, updateStartFirst, kill);
   } catch (err) {
@@ -328,6 +332,7 @@ async function main(): Promise<void> {
   } finally {
     await removeSwarmLeftovers().catch((err) => console.error(`bench/deploy: removing swarm services: ${(err as Error).message}`));
     if (swarmInitialised) await run('docker', ['swarm', 'leave', '--force']).catch((err) => console.error(`bench/deploy: docker swarm leave: ${(err as Error).message}`));
+    if (gwbridgeCreated) await docker.getNetwork('docker_gwbridge').remove().catch(() => {});
   }
   if (swarmProblem) console.log(`Swarm: no figures (${swarmProblem})`);
 

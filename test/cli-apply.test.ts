@@ -37,6 +37,7 @@ describe('apply of manifests/', () => {
     assert.equal(first.code, 0, first.stderr);
     assert.deepEqual(lines(first.stdout), [
       'namespace.slipway.dev/shop-prod created',
+      'node.slipway.dev/local created',
       'secret.slipway.dev/shop-env created',
       'secret.slipway.dev/shop-db created',
       'service.slipway.dev/web created',
