@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { connectDockerHost, type DockerHost, type NodeDockerSpec } from './docker-host.js';
+import { stableJson } from '../api/stable-json.js';
 
 interface Entry {
   hash: string;
@@ -11,21 +12,9 @@ interface Entry {
 
 type Connect = (spec: NodeDockerSpec, privateKey?: string) => Promise<DockerHost>;
 
-/** Stable JSON (sorted keys), so the hash does not depend on property order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 function configHash(spec: NodeDockerSpec, privateKey?: string): string {
   return createHash('sha256')
-    .update(canonical(spec))
+    .update(stableJson(spec))
     .update('\0')
     .update(privateKey ?? '')
     .digest('hex');

@@ -1,14 +1,9 @@
 // Kubernetes-style conditions: set one by type, keeping lastTransitionTime when the status did not
 // change, so writing the same observation twice is a no-op.
 
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason?: string;
-  message?: string;
-  lastTransitionTime?: string;
-  observedGeneration?: number;
-}
+import type { Condition } from '../../api/types.js';
+
+export type { Condition };
 
 export const nowIso = (ms = Date.now()) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Service, ServiceSpec } from '../../api/generated/crd-types.js';
 import type { DeepReadonly } from '../runtime/informer.js';
 import { TEMPLATE_FIELDS } from '../../api/service-contract.js';
+import { stableJson } from '../../api/stable-json.js';
 
 export type ReleaseTemplate = Partial<Pick<ServiceSpec, (typeof TEMPLATE_FIELDS)[number]>>;
 
@@ -15,18 +16,6 @@ export function templateOf(service: DeepReadonly<Service>): ReleaseTemplate {
   const template: Record<string, unknown> = {};
   for (const field of TEMPLATE_FIELDS) if (spec[field] !== undefined) template[field] = structuredClone(spec[field]);
   return template as ReleaseTemplate;
-}
-
-/** Stable JSON: object keys sorted, so equal templates hash equally. */
-export function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 export function configHash(template: ReleaseTemplate, restartedAt?: string): string {
