@@ -238,6 +238,22 @@ describe('lifecycle', () => {
   });
 });
 
+describe('security', () => {
+  test('runAsNonRoot fails a release whose image would run as root, and runAsUser satisfies it', async () => {
+    await p.client.create(nsPath(NS, 'services'), svc('rootless', { replicas: 1, env: version('v1'), security: { runAsNonRoot: true } }));
+    const release = await waitFor('rootless-1 failed', async () => {
+      const r = await getRelease('rootless-1').catch(() => undefined);
+      return r?.status?.phase === 'Failed' ? r : undefined;
+    });
+    assert.equal(release.status?.reason, 'RunAsRoot');
+    assert.equal((await containersOf('rootless')).length, 0);
+    await p.client.patch(nsPath(NS, 'services', 'rootless'), { spec: { security: { runAsNonRoot: true, runAsUser: 65534 } } });
+    await waitActive('rootless', 'rootless-2', 1);
+    const [c] = await containersOf('rootless');
+    assert.equal((await docker.getContainer(c!.Id).inspect()).Config.User, '65534');
+  });
+});
+
 describe('bad specs are refused with the field named', () => {
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ['negative replicas', { replicas: -1 }, /spec\.replicas/],

@@ -20,7 +20,7 @@ import { buildContainerOptions, type ContainerPlan } from './service/container-s
 import { ensureContainer, ForeignContainerError, removeContainer, startContainer, stopContainer } from './service/docker-ops.js';
 import { resolveEnv } from './service/env.js';
 import { healthSettings, HealthCounts, probe } from './service/health.js';
-import { ensureImageOnNode, inspectImage, resolveImage } from './service/image.js';
+import { ensureImageOnNode, inspectImage, resolveImage, runsAsRoot } from './service/image.js';
 import { stepMigration } from './service/migration.js';
 import { eligibleNodes, placeReplicas, type NodeCandidate } from './service/placement.js';
 import { isDone, stepOf, stepsForReactivation, TERMINAL_PHASES, withStep, type Phase, type Step, type StepName } from './service/release-status.js';
@@ -214,6 +214,9 @@ export class ServiceController implements Controller {
           break;
         }
         const image = await resolveImage(await this.o.hosts.docker(holder), template.image);
+        if (template.security?.runAsNonRoot && runsAsRoot(image.user, template.security.runAsUser)) {
+          return fail('Artifact', 'RunAsRoot', `security.runAsNonRoot is set but ${template.image} runs as root (its USER is ${image.user ? JSON.stringify(image.user) : 'unset'}); set security.runAsUser or use an image with a non-root USER`);
+        }
         imageId = image.id;
         if (!release.spec?.imageDigest) await this.o.client.patch(`${API}/namespaces/${ctx.namespace}/releases/${release.metadata.name}`, { spec: { imageDigest: image.digest } });
         await setStep('Artifact', { result: 'Succeeded', message: `${template.image} is ${image.id}` }, 'ArtifactReady');

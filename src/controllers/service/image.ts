@@ -11,6 +11,8 @@ export interface ResolvedImage {
   id: string;
   /** Registry digest when the image came from a registry, else the image ID. */
   digest: string;
+  /** The image's USER (empty: root). */
+  user: string;
 }
 
 export async function inspectImage(docker: Docker, ref: string): Promise<Docker.ImageInspectInfo | undefined> {
@@ -43,7 +45,7 @@ export async function resolveImage(docker: Docker, ref: string, auth?: Record<st
     if (!info) throw new Error(`image ${ref} is not present after pulling it`);
   }
   const repoDigest = info.RepoDigests?.map((d) => d.split('@')[1]).find((d) => d?.startsWith('sha256:'));
-  return { id: info.Id, digest: repoDigest ?? info.Id };
+  return { id: info.Id, digest: repoDigest ?? info.Id, user: info.Config?.User ?? '' };
 }
 
 /**
@@ -82,4 +84,11 @@ async function drain(stream: NodeJS.ReadableStream): Promise<void> {
   const text = chunks.join('');
   const error = /"error(?:Detail)?":\s*"?([^"}]+)/.exec(text);
   if (error) throw new Error(`docker load failed: ${error[1]}`);
+}
+
+/** Whether a container of this image runs as root, given the Service's runAsUser. */
+export function runsAsRoot(imageUser: string, runAsUser: number | undefined): boolean {
+  if (runAsUser !== undefined) return runAsUser === 0;
+  const user = imageUser.split(':')[0] ?? '';
+  return user === '' || user === '0' || user === 'root';
 }
