@@ -6,6 +6,8 @@
 // until both serve the new version; and a `docker kill`ed replica until it (or its replacement)
 // serves again. Both sides gate on the same HTTP health check (1 s interval). Prints each figure,
 // the Slipway/Swarm ratio and PASS/MISS per target; exits non-zero only if the bench itself broke. `--runs N` (default 10).
+// Runs alternate (Slipway run i, then Swarm run i) so load from anything else on the machine
+// falls on both sides alike.
 //
 // Swarm: initialised with `--advertise-addr 127.0.0.1` if the engine is not in a swarm (and left
 // again at the end); tasks publish port 3000 with mode=host on a host port Docker picks (the
@@ -43,10 +45,8 @@ function percentile(samples: number[], p: number): number {
 
 const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const secs = (ms: number) => fmt(ms / 1000, 2);
+const spread = (xs: number[]) => (xs.length ? `p50 ${secs(percentile(xs, 50))} s, p95 ${secs(percentile(xs, 95))} s, min ${secs(Math.min(...xs))} s, max ${secs(Math.max(...xs))} s` : 'n/a');
 const targets: { name: string; ok: boolean; detail: string }[] = [];
-function report(line: string): void {
-  console.log(line);
-}
 function target(name: string, ok: boolean, detail: string): void {
   targets.push({ name, ok, detail });
 }
@@ -64,12 +64,6 @@ const figure = (name: string): Figure => {
   figures.push(f);
   return f;
 };
-
-/** Runs `task` `RUNS` times, collecting the milliseconds each returns; prints a one-line summary. */
-async function repeat(label: string, into: number[], task: (i: number) => Promise<number>): Promise<void> {
-  for (let i = 0; i < RUNS; i++) into.push(await task(i));
-  report(`${label.padEnd(34)} p50 ${secs(percentile(into, 50))} s, p95 ${secs(percentile(into, 95))} s, min ${secs(Math.min(...into))} s, max ${secs(Math.max(...into))} s   (${into.length} runs)`);
-}
 
 const body = async (port: number, host = '127.0.0.1') => (await httpGet(`http://${host}:${port}/`, 1000)).body.trim();
 
@@ -95,63 +89,65 @@ async function slipwayServing(p: Platform, name: string, version: string, notRel
   }, timeoutMs, POLL_MS);
 }
 
-async function slipwayDeleteAndWait(p: Platform, name: string): Promise<void> {
-  await p.client.delete(nsPath(NS, 'services', name));
-  await waitFor(`${name} containers removed`, async () => (await slipwayContainers(name)).length === 0, 60_000, 100);
-}
+/** One timed run of each kind on Slipway; each returns milliseconds. */
+class SlipwaySide {
+  version = 'v0';
+  restartedInPlace = 0;
+  constructor(private readonly p: Platform) {}
 
-async function benchSlipway(p: Platform, create: Figure, update: Figure, kill: Figure): Promise<void> {
-  let restartedInPlace = 0;
-  // Warm-up (not timed), and the Service the updates and kills then use.
-  await p.client.create(nsPath(NS, 'services'), slipwaySvc('upd', 'v0'));
-  await slipwayServing(p, 'upd', 'v0');
+  /** Warm-up (not timed), and the Service the updates and kills then use. */
+  async setup(): Promise<void> {
+    await this.p.client.create(nsPath(NS, 'services'), slipwaySvc('upd', this.version));
+    await slipwayServing(this.p, 'upd', this.version);
+  }
 
-  await repeat('Slipway create → 2 healthy:', create.slipway, async (i) => {
+  async create(i: number): Promise<number> {
     const name = `new-${i}`;
     const t = now();
-    await p.client.create(nsPath(NS, 'services'), slipwaySvc(name, 'v1'));
-    await slipwayServing(p, name, 'v1');
+    await this.p.client.create(nsPath(NS, 'services'), slipwaySvc(name, 'v1'));
+    await slipwayServing(this.p, name, 'v1');
     const ms = now() - t;
-    await slipwayDeleteAndWait(p, name); // one at a time, so runs do not overlap
+    // One at a time, so runs do not overlap.
+    await this.p.client.delete(nsPath(NS, 'services', name));
+    await waitFor(`${name} containers removed`, async () => (await slipwayContainers(name)).length === 0, 60_000, 100);
     return ms;
-  });
+  }
 
-  await repeat('Slipway BlueGreen update:', update.slipway, async (i) => {
-    const before = (await p.client.get<Service>(nsPath(NS, 'services', 'upd'))).status?.activeRelease;
-    const version = `v${i + 1}`;
+  async update(): Promise<number> {
+    const before = (await this.p.client.get<Service>(nsPath(NS, 'services', 'upd'))).status?.activeRelease;
+    const version = `v${Number(this.version.slice(1)) + 1}`;
     const t = now();
-    await p.client.patch(nsPath(NS, 'services', 'upd'), { spec: { env: [{ name: 'APP_VERSION', value: version }] } });
-    await slipwayServing(p, 'upd', version, before);
+    await this.p.client.patch(nsPath(NS, 'services', 'upd'), { spec: { env: [{ name: 'APP_VERSION', value: version }] } });
+    await slipwayServing(this.p, 'upd', version, before);
+    this.version = version;
     return now() - t;
-  });
-  const version = `v${RUNS}`;
+  }
 
-  await repeat('Slipway killed replica serving:', kill.slipway, async (i) => {
-    const s = await slipwayServing(p, 'upd', version);
+  async kill(i: number): Promise<number> {
+    const s = await slipwayServing(this.p, 'upd', this.version);
     const victim = s.status!.endpoints![i % 2]!;
     const replica = victim.containerName!.slice(victim.containerName!.lastIndexOf('-')); // "-0" / "-1"
     const info = await docker.getContainer(victim.containerName!).inspect();
     const t = now();
     await docker.getContainer(info.Id).kill();
     await waitFor(`replica ${victim.containerName} serving again`, async () => {
-      const cur = await p.client.get<Service>(nsPath(NS, 'services', 'upd'));
+      const cur = await this.p.client.get<Service>(nsPath(NS, 'services', 'upd'));
       const e = cur.status?.endpoints?.find((e) => e.containerName?.endsWith(replica));
       if (!e?.ready || cur.status?.readyReplicas !== 2) return undefined;
       // The process answering must be a new one: a restarted or replaced container.
       const c = await docker.getContainer(e.containerName!).inspect();
       if (!c.State.Running || (c.Id === info.Id && c.State.StartedAt === info.State.StartedAt)) return undefined;
-      if ((await body(e.port, e.host)) !== `version=${version}`) return undefined;
-      if (c.Id === info.Id) restartedInPlace++;
+      if ((await body(e.port, e.host)) !== `version=${this.version}`) return undefined;
+      if (c.Id === info.Id) this.restartedInPlace++;
       return true;
     }, 30_000, POLL_MS);
     return now() - t;
-  });
-  kill.slipwayNote = `${restartedInPlace}/${RUNS} restarted in place, the rest replaced`;
+  }
 }
 
 // ---- Docker Swarm ----------------------------------------------------------------------------
 
-function swarmSpec(name: string, version: string, restartDelayNs?: number): Record<string, unknown> {
+function swarmSpec(name: string, version: string): Record<string, unknown> {
   return {
     Name: name,
     Labels: { 'slwbench.owner': 'bench/deploy' },
@@ -163,7 +159,6 @@ function swarmSpec(name: string, version: string, restartDelayNs?: number): Reco
         // The same check as Slipway's: GET the health path every second, 2 s timeout, 3 retries.
         HealthCheck: { Test: ['CMD-SHELL', 'wget -q -O- http://127.0.0.1:3000/cgi-bin/health'], Interval: 1e9, Timeout: 2e9, Retries: 3 },
       },
-      ...(restartDelayNs !== undefined ? { RestartPolicy: { Condition: 'any', Delay: restartDelayNs } } : {}),
     },
     Mode: { Replicated: { Replicas: 2 } },
     EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 3000, PublishMode: 'host' }] },
@@ -184,7 +179,7 @@ async function runningTasks(name: string): Promise<SwarmTask[]> {
     .map((t: any) => ({ containerId: t.Status?.ContainerStatus?.ContainerID, port: t.Status?.PortStatus?.Ports?.[0]?.PublishedPort, env: t.Spec?.ContainerSpec?.Env ?? [] }));
 }
 
-/** Waits until exactly 2 running tasks, none of them in `exclude`, answer `version=<version>`. */
+/** Waits until exactly 2 running tasks, none of them `exclude`, answer `version=<version>`. */
 async function swarmServing(name: string, version: string, exclude?: string, timeoutMs = 60_000): Promise<SwarmTask[]> {
   return waitFor(`${name} serving ${version}`, async () => {
     const tasks = await runningTasks(name);
@@ -206,21 +201,33 @@ async function removeSwarmLeftovers(): Promise<void> {
   for (const s of services) if (s.Spec?.Name?.startsWith(SWARM_PREFIX)) await swarmRemoveAndWait(s.Spec.Name);
 }
 
-async function updateSwarm(name: string, mutate: (spec: any) => void): Promise<void> {
+/** Changes the service's spec (not timed here) and, with `settle`, waits until the rolling update is done. */
+async function updateSwarm(name: string, mutate: (spec: any) => void, settle = false): Promise<void> {
   const service = docker.getService(name);
   const info: any = await service.inspect();
   const spec = structuredClone(info.Spec);
   mutate(spec);
   await service.update({ _query: { version: info.Version.Index }, _body: spec });
+  if (!settle) return;
+  await sleep(300);
+  await waitFor(`${name} update settled`, async () => {
+    const now: any = await service.inspect();
+    return !now.UpdateStatus || now.UpdateStatus.State === 'completed';
+  }, 60_000, 100);
 }
 
-async function benchSwarm(create: Figure, update: Figure, updateStartFirst: Figure, kill: Figure): Promise<void> {
-  await removeSwarmLeftovers();
-  const upd = `${SWARM_PREFIX}upd`;
-  await docker.createService(swarmSpec(upd, 'v0'));
-  await swarmServing(upd, 'v0');
+/** The same runs on Docker Swarm. */
+class SwarmSide {
+  version = 'v0';
+  readonly upd = `${SWARM_PREFIX}upd`;
 
-  await repeat('Swarm service create → 2 healthy:', create.swarm, async (i) => {
+  async setup(): Promise<void> {
+    await removeSwarmLeftovers();
+    await docker.createService(swarmSpec(this.upd, this.version));
+    await swarmServing(this.upd, this.version);
+  }
+
+  async create(i: number): Promise<number> {
     const name = `${SWARM_PREFIX}new-${i}`;
     const t = now();
     await docker.createService(swarmSpec(name, 'v1'));
@@ -228,50 +235,42 @@ async function benchSwarm(create: Figure, update: Figure, updateStartFirst: Figu
     const ms = now() - t;
     await swarmRemoveAndWait(name);
     return ms;
-  });
+  }
 
-  await repeat('Swarm service update (stop-first):', update.swarm, async (i) => {
-    const version = `v${i + 1}`;
-    const t = now();
-    await updateSwarm(upd, (spec) => (spec.TaskTemplate.ContainerSpec.Env = [`APP_VERSION=${version}`]));
-    await swarmServing(upd, version);
-    return now() - t;
-  });
-  // The same with start-first (the new task starts before the old one stops), closer to BlueGreen.
-  await updateSwarm(upd, (spec) => (spec.UpdateConfig = { ...(spec.UpdateConfig ?? {}), Parallelism: 1, Order: 'start-first' }));
-  await waitFor(`${upd} settled after update-order change`, async () => {
-    const info: any = await docker.getService(upd).inspect();
-    return !info.UpdateStatus || info.UpdateStatus.State === 'completed';
-  }, 60_000, 100);
-  await repeat('Swarm service update (start-first):', updateStartFirst.swarm, async (i) => {
-    const version = `v${RUNS + i + 1}`;
-    const t = now();
-    await updateSwarm(upd, (spec) => (spec.TaskTemplate.ContainerSpec.Env = [`APP_VERSION=${version}`]));
-    await swarmServing(upd, version);
-    return now() - t;
-  });
-  const version = `v${2 * RUNS}`;
+  /** Sets the rolling update order: 'stop-first' (Swarm's default) or 'start-first'. */
+  async order(order: 'stop-first' | 'start-first'): Promise<void> {
+    await updateSwarm(this.upd, (spec) => (spec.UpdateConfig = { ...(spec.UpdateConfig ?? {}), Parallelism: 1, Order: order }), true);
+  }
 
-  // Swarm waits 5 s (its default restart delay) before replacing a failed task; set it to 0 so
-  // the figure measures the replacement itself, as Slipway's does (not timed: an update).
-  await updateSwarm(upd, (spec) => (spec.TaskTemplate.RestartPolicy = { Condition: 'any', Delay: 0, MaxAttempts: 0 }));
-  await sleep(500);
-  await waitFor(`${upd} settled after restart-delay update`, async () => {
-    const info: any = await docker.getService(upd).inspect();
-    return !info.UpdateStatus || info.UpdateStatus.State === 'completed' ? swarmServing(upd, version, undefined, 1) : undefined;
-  }, 60_000, 100);
-  kill.swarmNote = 'restart delay 0 s (default 5 s)';
-  await repeat('Swarm killed task replaced, serving:', kill.swarm, async () => {
-    const tasks = await swarmServing(upd, version);
+  async update(): Promise<number> {
+    const version = `v${Number(this.version.slice(1)) + 1}`;
+    const t = now();
+    await updateSwarm(this.upd, (spec) => (spec.TaskTemplate.ContainerSpec.Env = [`APP_VERSION=${version}`]));
+    await swarmServing(this.upd, version);
+    this.version = version;
+    return now() - t;
+  }
+
+  /**
+   * Swarm waits 5 s (its default restart delay) before replacing a failed task; set it to 0 so
+   * the kill figure measures the replacement itself, as Slipway's does.
+   */
+  async noRestartDelay(): Promise<void> {
+    await updateSwarm(this.upd, (spec) => (spec.TaskTemplate.RestartPolicy = { Condition: 'any', Delay: 0, MaxAttempts: 0 }), true);
+    await swarmServing(this.upd, this.version);
+  }
+
+  async kill(): Promise<number> {
+    const tasks = await swarmServing(this.upd, this.version);
     const victim = tasks[0]!.containerId!;
     const t = now();
     await docker.getContainer(victim).kill();
-    await swarmServing(upd, version, victim, 30_000);
+    await swarmServing(this.upd, this.version, victim, 30_000);
     return now() - t;
-  });
+  }
 }
 
-/** Joins a single-node swarm if the engine is in none; returns whether this bench initialised it. */
+/** Joins a single-node swarm if the engine is in none; says whether this bench initialised it. */
 async function ensureSwarm(): Promise<{ ok: boolean; initialised: boolean; gwbridgeCreated?: boolean; why?: string }> {
   const info: any = await docker.info();
   const state = info.Swarm?.LocalNodeState;
@@ -291,25 +290,82 @@ async function ensureSwarm(): Promise<{ ok: boolean; initialised: boolean; gwbri
 
 async function main(): Promise<void> {
   const started = now();
-  console.log(`bench/deploy: Slipway (in-process API server + controller manager, local Docker as node "local") vs Docker Swarm, image ${TEST_IMAGE}, 2 replicas, ${RUNS} runs per figure`);
+  console.log(`bench/deploy: Slipway (in-process API server + controller manager, local Docker as node "local") vs Docker Swarm, image ${TEST_IMAGE}, 2 replicas, ${RUNS} alternating runs per figure`);
   const create = figure('create → 2 replicas healthy');
-  const update = figure('update → both serve v(N+1)');
+  const update = figure('update → both serve new version');
   const updateStartFirst = figure('  same, Swarm start-first');
   const kill = figure('killed replica serving again');
 
   let p: Platform | null = null;
   let manager: ControllerManager | null = null;
+  let swarm: SwarmSide | null = null;
+  let swarmProblem: string | undefined;
   let swarmInitialised = false;
   let gwbridgeCreated = false;
-  let swarmProblem: string | undefined;
   try {
     p = await startPlatform();
     await buildTestImage(docker);
     manager = await startManager(p.api, { resyncMs: 15_000 });
     await registerNode(p.client, 'local');
     await createNamespace(p.client, NS);
-    await benchSlipway(p, create, update, kill);
-    updateStartFirst.slipway = update.slipway; // the same Slipway runs, against the other Swarm order
+    const slipway = new SlipwaySide(p);
+    await slipway.setup();
+
+    try {
+      const joined = await ensureSwarm();
+      swarmInitialised = joined.initialised;
+      gwbridgeCreated = !!joined.gwbridgeCreated;
+      if (!joined.ok) throw new Error(joined.why);
+      swarm = new SwarmSide();
+      await swarm.setup();
+    } catch (err) {
+      swarmProblem = (err as Error).message;
+      swarm = null;
+    }
+    /** Swarm's half of a run; if Swarm breaks, the bench goes on with Slipway alone. */
+    const onSwarm = async (f: Figure, task: (s: SwarmSide) => Promise<number>) => {
+      if (!swarm) return;
+      try {
+        f.swarm.push(await task(swarm));
+      } catch (err) {
+        swarmProblem = `Swarm broke during "${f.name.trim()}": ${(err as Error).message}`;
+        swarm = null;
+      }
+    };
+    /** An untimed Swarm step (a configuration change between phases). */
+    const swarmStep = async (what: string, step: (s: SwarmSide) => Promise<void>) => {
+      if (!swarm) return;
+      try {
+        await step(swarm);
+      } catch (err) {
+        swarmProblem = `Swarm broke during ${what}: ${(err as Error).message}`;
+        swarm = null;
+      }
+    };
+    const phase = async (f: Figure, label: string, slipwayRun: (i: number) => Promise<number>, swarmRun: (s: SwarmSide, i: number) => Promise<number>) => {
+      for (let i = 0; i < RUNS; i++) {
+        f.slipway.push(await slipwayRun(i));
+        await onSwarm(f, (s) => swarmRun(s, i));
+      }
+      console.log(`${label}`);
+      console.log(`  Slipway  ${spread(f.slipway)}${f.slipwayNote ? `   (${f.slipwayNote})` : ''}`);
+      console.log(`  Swarm    ${spread(f.swarm)}${f.swarmNote ? `   (${f.swarmNote})` : ''}`);
+    };
+
+    await phase(create, 'create (API create / service create) → 2 replicas healthy and serving:', (i) => slipway.create(i), (s, i) => s.create(i));
+    update.swarmNote = 'default update config: parallelism 1, stop-first';
+    await phase(update, 'update APP_VERSION → both replicas serve it (Slipway BlueGreen):', () => slipway.update(), (s) => s.update());
+    await swarmStep('the switch to start-first', (s) => s.order('start-first'));
+    updateStartFirst.swarmNote = 'parallelism 1, start-first';
+    await phase(updateStartFirst, 'the same, Swarm with start-first:', () => slipway.update(), (s) => s.update());
+    await swarmStep('the restart-delay change', (s) => s.noRestartDelay());
+    kill.swarmNote = 'restart delay 0 s (default 5 s)';
+    const killRun = async (i: number) => {
+      const ms = await slipway.kill(i);
+      kill.slipwayNote = `${slipway.restartedInPlace}/${i + 1} restarted in place by Docker, the rest replaced`;
+      return ms;
+    };
+    await phase(kill, 'docker kill of one replica → it (or its replacement) serves again:', killRun, (s) => s.kill());
   } finally {
     if (p) {
       for (const s of (await p.client.list(nsPath(NS, 'services')).catch(() => ({ items: [] as any[] }))).items) await p.client.delete(nsPath(NS, 'services', s.metadata.name!)).catch(() => {});
@@ -319,32 +375,21 @@ async function main(): Promise<void> {
     await p?.stop().catch(() => {});
     // Anything the controller had no time to remove (never leave containers behind).
     for (const c of await slipwayContainers().catch(() => [])) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
-  }
-
-  try {
-    const swarm = await ensureSwarm();
-    swarmInitialised = swarm.initialised;
-    gwbridgeCreated = !!swarm.gwbridgeCreated;
-    if (!swarm.ok) swarmProblem = swarm.why;
-    else await benchSwarm(create, update, updateStartFirst, kill);
-  } catch (err) {
-    swarmProblem = `Swarm bench broke: ${(err as Error).message}`;
-  } finally {
     await removeSwarmLeftovers().catch((err) => console.error(`bench/deploy: removing swarm services: ${(err as Error).message}`));
     if (swarmInitialised) await run('docker', ['swarm', 'leave', '--force']).catch((err) => console.error(`bench/deploy: docker swarm leave: ${(err as Error).message}`));
     if (gwbridgeCreated) await docker.getNetwork('docker_gwbridge').remove().catch(() => {});
   }
-  if (swarmProblem) console.log(`Swarm: no figures (${swarmProblem})`);
+  if (swarmProblem) console.log(`Swarm: ${figures.some((f) => f.swarm.length) ? 'incomplete' : 'no figures'} (${swarmProblem})`);
 
   console.log('');
-  console.log(`${'figure'.padEnd(34)} ${'Slipway p50/p95'.padStart(16)} ${'Swarm p50/p95'.padStart(16)}  ratio p50 (Slipway/Swarm)`);
+  const ratioOf = (f: Figure) => (f.swarm.length ? percentile(f.slipway, 50) / percentile(f.swarm, 50) : NaN);
+  console.log(`${'figure'.padEnd(32)} ${'Slipway p50/p95'.padStart(16)} ${'Swarm p50/p95'.padStart(16)}  ${'ratio p50'.padStart(9)}`);
   for (const f of figures) {
     const sw = f.swarm.length ? `${secs(percentile(f.swarm, 50))}/${secs(percentile(f.swarm, 95))} s` : 'n/a';
-    const ratio = f.swarm.length ? percentile(f.slipway, 50) / percentile(f.swarm, 50) : NaN;
-    console.log(`${f.name.padEnd(34)} ${`${secs(percentile(f.slipway, 50))}/${secs(percentile(f.slipway, 95))} s`.padStart(16)} ${sw.padStart(16)}  ${fmt(ratio, 2)}×${[f.slipwayNote && `Slipway: ${f.slipwayNote}`, f.swarmNote && `Swarm: ${f.swarmNote}`].filter(Boolean).map((n) => `   (${n})`).join('')}`);
+    console.log(`${f.name.padEnd(32)} ${`${secs(percentile(f.slipway, 50))}/${secs(percentile(f.slipway, 95))} s`.padStart(16)} ${sw.padStart(16)}  ${`${fmt(ratioOf(f), 2)}×`.padStart(9)}`);
   }
   for (const f of [create, update]) {
-    const ratio = f.swarm.length ? percentile(f.slipway, 50) / percentile(f.swarm, 50) : NaN;
+    const ratio = ratioOf(f);
     target(`${f.name}: p50 <= 0.5× Swarm`, ratio <= 0.5, f.swarm.length ? `${fmt(ratio, 2)}× (${secs(percentile(f.slipway, 50))} s vs ${secs(percentile(f.swarm, 50))} s)` : 'no Swarm figure');
   }
   const killP50 = percentile(kill.slipway, 50);

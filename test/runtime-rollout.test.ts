@@ -17,6 +17,8 @@ import { httpGet, nsPath, registerNode, startManager, startPlatform, waitFor, ty
 const NS = 'rollout';
 let p: Platform;
 let manager: ControllerManager;
+/** How far the manager's clock for scheduled runs is ahead of real time. */
+let clockOffsetMs = 0;
 const docker = new Docker({ socketPath: DOCKER_SOCKET });
 
 const HEALTH = { path: '/cgi-bin/health', intervalSeconds: 1, timeoutSeconds: 1, failureThreshold: 2 };
@@ -45,7 +47,7 @@ const containersOf = (service: string) => docker.listContainers({ all: true, fil
 before(async () => {
   p = await startPlatform();
   await buildTestImage(docker);
-  manager = await startManager(p.api);
+  manager = await startManager(p.api, { clock: () => Date.now() + clockOffsetMs });
   await registerNode(p.client, 'local');
   await createNamespace(p.client, NS);
   // Volumes outlive their Service (data is never deleted with it): start from an empty one.
@@ -235,6 +237,60 @@ describe('lifecycle', () => {
     } finally {
       await foreign.remove({ force: true });
     }
+  });
+});
+
+describe('scheduled services', () => {
+  const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const runsOf = async () => (await getSvc('nightly')).status?.schedule?.runs ?? [];
+
+  test('an invalid cron expression or time zone is refused with the field named', async () => {
+    for (const [schedule, field] of [[{ cron: '61 * * * *' }, /spec\.schedule\.cron/], [{ cron: '@daily', timeZone: 'Mars/Olympus' }, /spec\.schedule\.timeZone/]] as const) {
+      await assert.rejects(p.client.create(nsPath(NS, 'services'), svc('badcron', { schedule })), (err: unknown) => err instanceof ApiRequestError && err.code === 422 && field.test(err.message));
+    }
+  });
+
+  test('runs one-shot containers on schedule, once for all slots missed while down, with a history', async () => {
+    await p.client.create(nsPath(NS, 'services'), svc('nightly', { command: ['sh', '-c', 'echo "job $SLIPWAY_RELEASE"; exit 0'], schedule: { cron: '0 * * * *', timeZone: 'Europe/Berlin' } }));
+    const s = await waitFor('nightly active', async () => {
+      const now = await getSvc('nightly');
+      return now.status?.activeRelease === 'nightly-1' && now.status.schedule?.nextScheduleTime ? now : undefined;
+    });
+    assert.equal(Date.parse(s.status!.schedule!.nextScheduleTime!) % 3_600_000, 0, 'the next slot is on the hour');
+    assert.deepEqual(s.status?.schedule?.runs ?? [], [], 'no slot has passed since creation');
+    assert.equal((await containersOf('nightly')).length, 0, 'no long-running replicas');
+    // As if the manager had been down for three hours: one catch-up run, not three.
+    await p.client.patch(nsPath(NS, 'services', 'nightly') + '/status', { status: { schedule: { lastScheduleTime: hoursAgo(3) } } });
+    const runs = await waitFor('one run succeeded', async () => {
+      const r = await runsOf();
+      return r.length === 1 && r[0]!.result === 'Succeeded' ? r : undefined;
+    }, 30_000);
+    assert.equal(runs[0]!.exitCode, 0);
+    assert.equal(runs[0]!.release, 'nightly-1');
+    const after = await getSvc('nightly');
+    assert.ok(Date.parse(after.status!.schedule!.lastScheduleTime!) > Date.now() - 3_600_000, 'the latest missed slot ran');
+    assert.ok(after.status?.schedule?.lastSuccessfulTime);
+    const [c] = await containersOf('nightly');
+    assert.equal(c?.Labels['slipway.dev/role'], 'run');
+    const logs = await docker.getContainer(c!.Id).logs({ stdout: true, stderr: true });
+    assert.match(logs.toString(), /job nightly-1/);
+  });
+
+  test('a run still running when the next slot comes is skipped under Forbid', async () => {
+    await p.client.patch(nsPath(NS, 'services', 'nightly'), { spec: { command: ['sh', '-c', 'sleep 30'] } });
+    await waitFor('nightly-2 active', async () => (await getSvc('nightly')).status?.activeRelease === 'nightly-2');
+    clockOffsetMs += 3_600_000; // the next hourly slot comes
+    await waitFor('a running run', async () => (await runsOf()).some((r) => r.result === 'Running' && r.release === 'nightly-2'), 30_000);
+    clockOffsetMs += 3_600_000; // and the one after, while that run still runs
+    const runs = await waitFor('a skipped run', async () => {
+      const r = await runsOf();
+      return r.some((x) => x.result === 'Skipped') ? r : undefined;
+    }, 30_000);
+    assert.equal(runs.filter((r) => r.result === 'Running').length, 1);
+    assert.deepEqual(runs.map((r) => r.result), ['Succeeded', 'Running', 'Skipped']);
+    const events = await p.client.list(nsPath(NS, 'events'));
+    assert.ok(events.items.some((e) => e.reason === 'RunSkipped' && e.involvedObject?.name === 'nightly'));
+    await p.client.delete(nsPath(NS, 'services', 'nightly'));
   });
 });
 

@@ -2,6 +2,7 @@
 // does to a Namespace, Secret, Event or CRD beyond the generic object rules.
 
 import { CRD_GROUP, FINALIZER_NAMESPACE, GROUP, type KubeObject, type StatusCause } from '../api/types.js';
+import { scheduleError } from '../api/cron.js';
 import { CRD_CLEANUP_FINALIZER, crdStatus, validateCrd } from './crd.js';
 import type { Registry } from './resources.js';
 import type { SchemaCompiler } from './schema.js';
@@ -73,6 +74,16 @@ const eventStrategy: Strategy = {
   },
 };
 
+/** A Service's cron schedule must parse, in a time zone that exists. */
+const serviceStrategy: Strategy = {
+  validate(obj) {
+    const schedule = obj.spec?.schedule;
+    if (!schedule || typeof schedule.cron !== 'string') return [];
+    const error = scheduleError(schedule);
+    return error ? [{ reason: 'FieldValueInvalid', field: `spec.schedule.${error.field}`, message: `Invalid value: ${error.message}` }] : [];
+  },
+};
+
 function crdStrategy(registry: Registry, compiler: SchemaCompiler): Strategy {
   return {
     prepareForCreate(obj, now) {
@@ -91,6 +102,7 @@ export function strategies(registry: Registry, compiler: SchemaCompiler): Map<st
     [`${GROUP}/Namespace`, namespaceStrategy],
     [`${GROUP}/Secret`, secretStrategy],
     [`${GROUP}/Event`, eventStrategy],
+    [`${GROUP}/Service`, serviceStrategy],
     [`${CRD_GROUP}/CustomResourceDefinition`, crdStrategy(registry, compiler)],
   ]);
 }

@@ -35,6 +35,8 @@ export interface ManagerOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /** Clock for scheduled runs (tests move it forward). */
+  clock?: () => number;
   /** Called when leadership is lost; the process should exit (as Kubernetes' managers do). */
   onLostLeadership?: () => void;
 }
@@ -81,7 +83,7 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
   const nodeLossGraceMs = options.nodeLossGraceMs ?? 60_000;
   const serviceRunner = new ControllerRunner(
-    new ServiceController({ client, releases, nodes, hosts, events, metrics, nodeLossGraceMs, resyncMs: options.resyncMs ?? 15_000 }),
+    new ServiceController({ client, releases, nodes, hosts, events, metrics, nodeLossGraceMs, resyncMs: options.resyncMs ?? 15_000, ...(options.clock ? { clock: options.clock } : {}) }),
     metrics,
     log,
   );

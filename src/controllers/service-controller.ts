@@ -16,7 +16,7 @@ import { getCondition, nowIso, setCondition, type Condition } from './runtime/co
 import { splitKey, type DeepReadonly, type Informer, type Stored } from './runtime/informer.js';
 import type { ControllerMetrics } from './runtime/metrics.js';
 import type { ReconcileOutcome } from './runtime/work-queue.js';
-import { buildContainerOptions, type ContainerPlan } from './service/container-spec.js';
+import { buildContainerOptions, type ContainerPlan, type ContainerRole } from './service/container-spec.js';
 import { ensureContainer, ForeignContainerError, removeContainer, startContainer, stopContainer } from './service/docker-ops.js';
 import { resolveEnv } from './service/env.js';
 import { healthSettings, HealthCounts, probe } from './service/health.js';
@@ -26,6 +26,7 @@ import { eligibleNodes, placeReplicas, type NodeCandidate } from './service/plac
 import { isDone, stepOf, stepsForReactivation, TERMINAL_PHASES, withStep, type Phase, type Step, type StepName } from './service/release-status.js';
 import { CHANGE_CAUSE_ANNOTATION, configHash, migrateContainerName, releaseName, replicaContainerName, RESTARTED_AT_ANNOTATION, templateOf, type ReleaseTemplate } from './service/template.js';
 import { observeService, type ObservedContainer, type ServiceWorld } from './service/world.js';
+import { decide, mergeRuns, observeRun, runContainerName, type Run } from './service/scheduled-runs.js';
 
 const API = '/apis/slipway.dev/v1alpha1';
 const ARTIFACT_ATTEMPTS = 3;
@@ -41,6 +42,8 @@ export interface ServiceControllerOptions {
   nodeLossGraceMs: number;
   /** Re-check period of a settled service (health of its replicas). */
   resyncMs: number;
+  /** The time scheduled runs are due by; tests move it forward. Defaults to Date.now. */
+  clock?: () => number;
 }
 
 type RO<T extends Release | Service | Node> = DeepReadonly<Stored<T>>;
@@ -86,12 +89,6 @@ export class ServiceController implements Controller {
     const world = await observeService(this.o.hosts, nodeNames, namespace, name, portOf);
     const ctx: Ctx = { ...rc, svc, namespace, name, world, releases, latest: new Map(), requeue: this.o.resyncMs };
 
-    if (svc.spec?.schedule) {
-      // Scheduled (cron) Services run one-shot containers instead of replicas; not handled here yet.
-      await this.writeServiceStatus(ctx, { conditions: setCondition(svc.status?.conditions as Condition[], { type: 'Available', status: 'Unknown', reason: 'ScheduleNotSupported', message: 'spec.schedule is not supported by this controller manager yet' }) });
-      return;
-    }
-
     const template = templateOf(svc);
     const hash = configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION]);
     let active: RO<Release> | undefined = releases.find((r) => r.metadata.name === svc.status?.activeRelease);
@@ -120,9 +117,10 @@ export class ServiceController implements Controller {
       }
     }
     const recreateInProgress = candidate && (svc.spec?.strategy?.type ?? 'BlueGreen') === 'Recreate';
-    const activeState = active && !recreateInProgress ? await this.maintainReplicas(ctx, active, svc.spec?.replicas ?? 1, true) : undefined;
+    const activeState = active && !recreateInProgress ? await this.maintainReplicas(ctx, active, desiredReplicas(svc), true) : undefined;
+    const schedule = svc.spec?.schedule && active ? await this.runSchedule(ctx, active) : undefined;
     await this.cleanupOldReleases(ctx, active, candidate, shiftedFrom !== undefined ? shiftedFrom : svc.status?.previousRelease);
-    await this.writeSteadyStatus(ctx, active, candidate, desired, activeState, shiftedFrom);
+    await this.writeSteadyStatus(ctx, active, candidate, desired, activeState, shiftedFrom, schedule);
     return { requeueAfterMs: Math.max(100, ctx.requeue) };
   }
 
@@ -174,7 +172,7 @@ export class ServiceController implements Controller {
     const template = (release.spec?.template ?? {}) as ReleaseTemplate;
     if (!status.startTime || status.phase === 'Completed' || status.phase === 'TrafficShifted') {
       // A fresh rollout, or an earlier release rolled out again (undo): keep its artifact and migration.
-      status = { phase: 'Queued', startTime: nowIso(), steps: stepsForReactivation(status.steps as Step[]), replicas: ctx.svc.spec?.replicas ?? 1, readyReplicas: 0 };
+      status = { phase: 'Queued', startTime: nowIso(), steps: stepsForReactivation(status.steps as Step[]), replicas: desiredReplicas(ctx.svc), readyReplicas: 0 };
       await this.patchReleaseStatus(ctx, release, { ...status, reason: null, message: null, completionTime: null, keepWarmUntil: null, trafficShiftedTime: null });
       void this.o.events.record(release as Release, 'Normal', 'RolloutStarted', `Rolling out ${release.metadata.name}`);
     }
@@ -231,7 +229,7 @@ export class ServiceController implements Controller {
     }
 
     // 2. Candidate replicas beside the active ones (Recreate: the active ones are stopped first).
-    const replicas = ctx.svc.spec?.replicas ?? 1;
+    const replicas = desiredReplicas(ctx.svc);
     if ((ctx.svc.spec?.strategy?.type ?? 'BlueGreen') === 'Recreate' && active) {
       await this.stopReleaseContainers(ctx, active.metadata.name, template.terminationGracePeriodSeconds ?? 30);
     }
@@ -250,7 +248,8 @@ export class ServiceController implements Controller {
       return 'waiting';
     }
     if (!isDone(stepOf({ status } as Release, 'StartCandidate'))) {
-      await setStep('StartCandidate', { result: 'Succeeded', message: `${replicas} replicas started` }, 'CandidateStarted');
+      const message = ctx.svc.spec?.schedule ? 'scheduled service: its runs start on schedule' : `${replicas} replicas started`;
+      await setStep('StartCandidate', { result: ctx.svc.spec?.schedule ? 'Skipped' : 'Succeeded', message }, 'CandidateStarted');
     }
 
     // 3. Migration: once per release, from the new image, before any traffic reaches it.
@@ -290,7 +289,7 @@ export class ServiceController implements Controller {
       ctx.requeue = Math.min(ctx.requeue, state.probeIntervalMs);
       return 'waiting';
     }
-    await setStep('HealthCheck', { result: 'Succeeded', message: `${state.ready}/${replicas} replicas healthy` });
+    await setStep('HealthCheck', ctx.svc.spec?.schedule ? { result: 'Skipped', message: 'scheduled service: no replicas to check' } : { result: 'Succeeded', message: `${state.ready}/${replicas} replicas healthy` });
 
     // 5. Switch traffic: the Service's activeRelease is the single source of truth for routing.
     await setStep('ShiftTraffic', { result: 'Running' }, 'TrafficShifted');
@@ -341,7 +340,7 @@ export class ServiceController implements Controller {
 
   // ---------------------------------------------------------------- replicas
 
-  private async plan(ctx: Ctx, release: RO<Release>, template: ReleaseTemplate, imageId: string, node: string, role: 'replica' | 'migrate', replica?: number): Promise<ContainerPlan> {
+  private async plan(ctx: Ctx, release: RO<Release>, template: ReleaseTemplate, imageId: string, node: string, role: ContainerRole, replica?: number): Promise<ContainerPlan> {
     const nodeObj = this.o.nodes.get(node);
     return {
       cluster: this.o.hosts.cluster,
@@ -492,7 +491,7 @@ export class ServiceController implements Controller {
     const keep = new Set([active?.metadata.name, candidate?.metadata.name].filter(Boolean));
     const byName = new Map(ctx.releases.map((r) => [r.metadata.name, r]));
     for (const c of ctx.world.containers) {
-      if (keep.has(c.release) || ctx.world.unreachable.has(c.node)) continue;
+      if (keep.has(c.release) || c.role === 'run' || ctx.world.unreachable.has(c.node)) continue;
       const release = ctx.latest.get(c.release) ?? byName.get(c.release);
       const warmUntil = release?.status?.keepWarmUntil ? Date.parse(release.status.keepWarmUntil) : 0;
       if (release && c.release === previous && warmUntil > Date.now()) {
@@ -579,11 +578,67 @@ export class ServiceController implements Controller {
     return sources;
   }
 
+  // ---------------------------------------------------------------- scheduled runs
+
+  /** Starts the run due now (if any), records finished runs and prunes old run containers. */
+  private async runSchedule(ctx: Ctx, active: RO<Release>): Promise<ScheduleStatus> {
+    const spec = ctx.svc.spec!.schedule!;
+    const previous = (ctx.svc.status?.schedule ?? {}) as ScheduleStatus;
+    const now = new Date(this.o.clock?.() ?? Date.now());
+    const decision = decide(spec, previous.lastScheduleTime, ctx.svc.metadata.creationTimestamp ?? nowIso(), now);
+    const runs = ctx.world.containers.filter((c) => c.role === 'run' && !ctx.world.unreachable.has(c.node));
+    const observed: Run[] = [];
+    for (const c of runs) observed.push(await observeRun(await this.o.hosts.docker(c.node), c));
+    let lastScheduleTime = previous.lastScheduleTime;
+    if (decision.due) {
+      const running = observed.filter((r) => r.result === 'Running');
+      const policy = spec.concurrencyPolicy ?? 'Forbid';
+      const slot = nowIso(decision.due.getTime());
+      const name = runContainerName(ctx.namespace, ctx.name, decision.due);
+      if (runs.some((c) => c.name === name)) {
+        // This slot already has its run (an earlier reconcile started it): never run a slot twice.
+      } else if (running.length && policy === 'Forbid') {
+        observed.push({ startTime: slot, result: 'Skipped', release: active.metadata.name });
+        void this.o.events.record(ctx.svc as Service, 'Warning', 'RunSkipped', `Skipped the run at ${slot}: the previous run is still running (concurrencyPolicy Forbid)`);
+      } else {
+        if (policy === 'Replace') for (const c of runs.filter((c) => running.some((r) => r.containerName === c.name))) await removeContainer(await this.o.hosts.docker(c.node), c.id, 10);
+        const template = (active.spec.template ?? {}) as ReleaseTemplate;
+        const node = this.readyNodesFor(ctx, template)[0];
+        if (!node) throw new Error(`no Ready node can run the scheduled run at ${slot}`);
+        const imageId = stepOf(active, 'Artifact')?.message?.match(/sha256:[a-f0-9]{64}/)?.[0] ?? active.spec.imageDigest ?? '';
+        const docker = await this.o.hosts.docker(node);
+        await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), undefined);
+        const plan = { ...(await this.plan(ctx, active, template, imageId, node, 'run')), scheduledTime: slot };
+        await ensureContainer(docker, buildContainerOptions(name, plan));
+        observed.push({ containerName: name, node, release: active.metadata.name, startTime: slot, result: 'Running' });
+        ctx.log.info({ node, container: name, slot }, 'scheduled run started');
+      }
+      lastScheduleTime = slot;
+    }
+    const limit = spec.historyLimit ?? 5;
+    const merged = mergeRuns((previous.runs ?? []) as Run[], observed, limit);
+    // Finished run containers beyond the history are removed, oldest first.
+    const kept = new Set(merged.map((r) => r.containerName));
+    for (const c of runs) {
+      const run = observed.find((r) => r.containerName === c.name);
+      if (!kept.has(c.name) && run?.result !== 'Running') await removeContainer(await this.o.hosts.docker(c.node), c.id, 0);
+    }
+    if (merged.some((r) => r.result === 'Running')) ctx.requeue = Math.min(ctx.requeue, 1000);
+    ctx.requeue = Math.min(ctx.requeue, Math.max(50, decision.next.getTime() - now.getTime() + 50));
+    const lastSuccess = merged.filter((r) => r.result === 'Succeeded').at(-1)?.completionTime ?? previous.lastSuccessfulTime;
+    return {
+      ...(lastScheduleTime ? { lastScheduleTime } : {}),
+      ...(lastSuccess ? { lastSuccessfulTime: lastSuccess } : {}),
+      nextScheduleTime: nowIso(decision.next.getTime()),
+      runs: merged,
+    };
+  }
+
   // ---------------------------------------------------------------- status
 
-  private async writeSteadyStatus(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined, desired: RO<Release> | undefined, state: ReplicaState | undefined, shiftedFrom: string | null | undefined): Promise<void> {
+  private async writeSteadyStatus(ctx: Ctx, active: RO<Release> | undefined, candidate: RO<Release> | undefined, desired: RO<Release> | undefined, state: ReplicaState | undefined, shiftedFrom: string | null | undefined, schedule: ScheduleStatus | undefined): Promise<void> {
     const svc = ctx.svc;
-    const replicas = svc.spec?.replicas ?? 1;
+    const replicas = desiredReplicas(svc);
     const latest = candidate ? ctx.latest.get(candidate.metadata.name) ?? candidate : undefined;
     const latestDesired = desired ? ctx.latest.get(desired.metadata.name) ?? desired : undefined;
     const failed = latestDesired && latestDesired.metadata.name !== active?.metadata.name && latestDesired.status?.phase === 'Failed' ? latestDesired : undefined;
@@ -600,11 +655,17 @@ export class ServiceController implements Controller {
     } else {
       conditions = setCondition(conditions, { type: 'Progressing', status: 'True', reason: 'RolloutComplete', message: active ? `release ${active.metadata.name} is active` : 'nothing to roll out', observedGeneration: generation });
     }
-    const wanted = Math.min(replicas, Math.max(1, replicas));
-    conditions = setCondition(conditions, active && ready >= wanted
+    const lastRun = schedule?.runs?.filter((r) => r.result === 'Succeeded' || r.result === 'Failed').at(-1);
+    if (svc.spec?.schedule) {
+      conditions = setCondition(conditions, active
+        ? { type: 'Available', status: 'True', reason: 'ScheduleActive', message: `runs on "${svc.spec.schedule.cron}" (${svc.spec.schedule.timeZone ?? 'UTC'}); next at ${schedule?.nextScheduleTime ?? 'unknown'}`, observedGeneration: generation }
+        : { type: 'Available', status: 'False', reason: 'NoActiveRelease', message: 'no release has been rolled out yet', observedGeneration: generation });
+    }
+    conditions = svc.spec?.schedule ? conditions : setCondition(conditions, active && ready >= replicas
       ? { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: `${ready}/${replicas} replicas ready`, observedGeneration: generation }
       : { type: 'Available', status: 'False', reason: active ? 'MinimumReplicasUnavailable' : 'NoActiveRelease', message: active ? `${ready}/${replicas} replicas ready${state?.placementIssue ? `; ${state.placementIssue}` : ''}` : 'no release has been rolled out yet', observedGeneration: generation });
     if (failed) conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'RolloutFailed', message: `release ${failed.metadata.name} failed and was rolled back: ${failed.status?.message ?? ''}`.slice(0, 4000), observedGeneration: generation });
+    else if (lastRun?.result === 'Failed') conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'LastRunFailed', message: `run ${lastRun.containerName} exited with code ${lastRun.exitCode}`, observedGeneration: generation });
     else if (active && ready < replicas) conditions = setCondition(conditions, { type: 'Degraded', status: 'True', reason: 'ReplicasUnavailable', message: `${ready}/${replicas} replicas ready${state?.lastProblem ? `; ${state.lastProblem}` : ''}${state?.placementIssue ? `; ${state.placementIssue}` : ''}`.slice(0, 4000), observedGeneration: generation });
     else conditions = setCondition(conditions, { type: 'Degraded', status: 'False', reason: 'AsExpected', observedGeneration: generation });
 
@@ -617,6 +678,7 @@ export class ServiceController implements Controller {
       activeRelease: active?.metadata.name ?? null,
       candidateRelease: latest?.metadata.name ?? null,
       ...(shiftedFrom !== undefined ? { previousRelease: shiftedFrom } : {}),
+      ...(schedule ? { schedule } : {}),
     };
     await this.writeServiceStatus(ctx, next);
   }
@@ -646,6 +708,11 @@ export class ServiceController implements Controller {
     ctx.latest.set(written.metadata.name, written);
   }
 }
+
+type ScheduleStatus = NonNullable<NonNullable<Service['status']>['schedule']>;
+
+/** Long-running replicas wanted: none for a scheduled Service, whose runs are one-shot containers. */
+const desiredReplicas = (svc: RO<Service>) => (svc.spec?.schedule ? 0 : (svc.spec?.replicas ?? 1));
 
 interface ReplicaState {
   placed: number;

@@ -18,7 +18,9 @@ export const LABEL_MEMORY = 'slipway.dev/memory-bytes';
 export const LABEL_CONFIG_HASH = 'slipway.dev/config-hash';
 export const MANAGED_BY = 'slipway';
 
-export type ContainerRole = 'replica' | 'migrate';
+/** A long-running replica, a release's one-shot migration, or one scheduled run of a cron Service. */
+export type ContainerRole = 'replica' | 'migrate' | 'run';
+export const LABEL_SCHEDULED_TIME = 'slipway.dev/scheduled-time';
 
 export interface ContainerPlan {
   cluster: string;
@@ -33,6 +35,8 @@ export interface ContainerPlan {
   env: string[];
   role: ContainerRole;
   replica?: number;
+  /** For a scheduled run: the slot it runs for (RFC 3339). */
+  scheduledTime?: string;
   /** Address the container port is published on (the node's internal address). */
   hostIp: string;
 }
@@ -50,7 +54,7 @@ export interface DockerCreateOptions {
   HostConfig: Record<string, unknown>;
 }
 
-export function ownerLabels(plan: Pick<ContainerPlan, 'cluster' | 'namespace' | 'service' | 'release' | 'role' | 'replica' | 'configHash' | 'template'>): Record<string, string> {
+export function ownerLabels(plan: Pick<ContainerPlan, 'cluster' | 'namespace' | 'service' | 'release' | 'role' | 'replica' | 'scheduledTime' | 'configHash' | 'template'>): Record<string, string> {
   const labels: Record<string, string> = {
     [LABEL_MANAGED_BY]: MANAGED_BY,
     [LABEL_CLUSTER]: plan.cluster,
@@ -61,6 +65,7 @@ export function ownerLabels(plan: Pick<ContainerPlan, 'cluster' | 'namespace' | 
     [LABEL_CONFIG_HASH]: plan.configHash,
   };
   if (plan.replica !== undefined) labels[LABEL_REPLICA] = String(plan.replica);
+  if (plan.scheduledTime !== undefined) labels[LABEL_SCHEDULED_TIME] = plan.scheduledTime;
   const resources = plan.template.resources;
   if (plan.role === 'replica' && resources?.cpus !== undefined) labels[LABEL_CPUS] = String(parseCpus(resources.cpus));
   if (plan.role === 'replica' && resources?.memory !== undefined) labels[LABEL_MEMORY] = String(parseBytes(resources.memory));
