@@ -12,6 +12,8 @@ declare -A PACKAGES=(
   [dockerd]=docker.io
   [/usr/sbin/sshd]=openssh-server
   [ip]=iproute2
+  [docker-registry]=docker-registry
+  [htpasswd]=apache2-utils
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do

@@ -20,12 +20,13 @@ import { buildContainerOptions, type ContainerPlan, type ContainerRole } from '.
 import { ensureContainer, ForeignContainerError, removeContainer, startContainer, stopContainer } from './service/docker-ops.js';
 import { resolveEnv } from './service/env.js';
 import { healthSettings, HealthCounts, probe } from './service/health.js';
-import { ensureImageOnNode, inspectImage, resolveImage, runsAsRoot } from './service/image.js';
+import { ensureImageOnNode, inspectImage, isPermanentPullError, resolveImage, runsAsRoot } from './service/image.js';
 import { stepMigration } from './service/migration.js';
 import { eligibleNodes, placeReplicas, type NodeCandidate } from './service/placement.js';
 import { isDone, stepOf, stepsForReactivation, TERMINAL_PHASES, withStep, type Phase, type Step, type StepName } from './service/release-status.js';
 import { CHANGE_CAUSE_ANNOTATION, configHash, migrateContainerName, releaseName, replicaContainerName, RESTARTED_AT_ANNOTATION, templateOf, type ReleaseTemplate } from './service/template.js';
 import { observeService, type ObservedContainer, type ServiceWorld } from './service/world.js';
+import { registryAuth } from './service/registry-auth.js';
 import { decide, mergeRuns, observeRun, runContainerName, type Run } from './service/scheduled-runs.js';
 
 const API = '/apis/slipway.dev/v1alpha1';
@@ -211,7 +212,7 @@ export class ServiceController implements Controller {
           holder = n;
           break;
         }
-        const image = await resolveImage(await this.o.hosts.docker(holder), template.image);
+        const image = await resolveImage(await this.o.hosts.docker(holder), template.image, await registryAuth(this.o.client, ctx.namespace, template));
         if (template.security?.runAsNonRoot && runsAsRoot(image.user, template.security.runAsUser)) {
           return fail('Artifact', 'RunAsRoot', `security.runAsNonRoot is set but ${template.image} runs as root (its USER is ${image.user ? JSON.stringify(image.user) : 'unset'}); set security.runAsUser or use an image with a non-root USER`);
         }
@@ -221,7 +222,8 @@ export class ServiceController implements Controller {
       } catch (err) {
         const attempts = (stepOf({ status } as Release, 'Artifact')?.attempts ?? 0) + 1;
         const message = `cannot get image ${template.image} on node ${node}: ${(err as Error).message}`;
-        if (attempts >= ARTIFACT_ATTEMPTS) return fail('Artifact', 'ImageUnavailable', message);
+        // Refused credentials or a missing image will not fix themselves: fail at once.
+        if (attempts >= ARTIFACT_ATTEMPTS || isPermanentPullError((err as Error).message)) return fail('Artifact', 'ImageUnavailable', message);
         await setStep('Artifact', { result: 'Running', attempts, message }, 'Queued');
         ctx.requeue = Math.min(ctx.requeue, 1000 * 2 ** attempts);
         return 'waiting';
@@ -397,7 +399,7 @@ export class ServiceController implements Controller {
         if (node) {
           const plan = await this.plan(ctx, release, template, imageId, node, 'replica', index);
           const docker = await this.o.hosts.docker(node);
-          await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), undefined);
+          await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), await registryAuth(this.o.client, ctx.namespace, template));
           const name = replicaContainerName(ctx.namespace, ctx.name, release.spec!.revision, index);
           const id = await ensureContainer(docker, buildContainerOptions(name, plan));
           ctx.log.info({ node, container: name, replica: index }, 'replica started');
@@ -607,7 +609,7 @@ export class ServiceController implements Controller {
         if (!node) throw new Error(`no Ready node can run the scheduled run at ${slot}`);
         const imageId = stepOf(active, 'Artifact')?.message?.match(/sha256:[a-f0-9]{64}/)?.[0] ?? active.spec.imageDigest ?? '';
         const docker = await this.o.hosts.docker(node);
-        await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), undefined);
+        await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), await registryAuth(this.o.client, ctx.namespace, template));
         const plan = { ...(await this.plan(ctx, active, template, imageId, node, 'run')), scheduledTime: slot };
         await ensureContainer(docker, buildContainerOptions(name, plan));
         observed.push({ containerName: name, node, release: active.metadata.name, startTime: slot, result: 'Running' });

@@ -24,7 +24,7 @@ export async function inspectImage(docker: Docker, ref: string): Promise<Docker.
   }
 }
 
-export async function pullImage(docker: Docker, ref: string, auth?: Record<string, string>): Promise<void> {
+export async function pullImage(docker: Docker, ref: string, auth?: object): Promise<void> {
   const stream = await docker.pull(ref, auth ? { authconfig: auth } : {});
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
@@ -37,7 +37,7 @@ export async function pullImage(docker: Docker, ref: string, auth?: Record<strin
 }
 
 /** Resolves `ref` on `docker`, pulling it when absent. */
-export async function resolveImage(docker: Docker, ref: string, auth?: Record<string, string>): Promise<ResolvedImage> {
+export async function resolveImage(docker: Docker, ref: string, auth?: object): Promise<ResolvedImage> {
   let info = await inspectImage(docker, ref);
   if (!info) {
     await pullImage(docker, ref, auth);
@@ -53,7 +53,7 @@ export async function resolveImage(docker: Docker, ref: string, auth?: Record<st
  * exactly `id`; otherwise copies it from the first source that has it. Throws when neither works,
  * or when the registry serves a different image under the same reference.
  */
-export async function ensureImageOnNode(target: Docker, id: string, ref: string, sources: Docker[], auth?: Record<string, string>): Promise<'present' | 'pulled' | 'copied'> {
+export async function ensureImageOnNode(target: Docker, id: string, ref: string, sources: Docker[], auth?: object): Promise<'present' | 'pulled' | 'copied'> {
   if (await inspectImage(target, id)) return 'present';
   let pullError: string | undefined;
   if (ref !== id) {
@@ -91,4 +91,9 @@ export function runsAsRoot(imageUser: string, runAsUser: number | undefined): bo
   if (runAsUser !== undefined) return runAsUser === 0;
   const user = imageUser.split(':')[0] ?? '';
   return user === '' || user === '0' || user === 'root';
+}
+
+/** Pull failures that retrying cannot fix: refused credentials, or no such image or tag. */
+export function isPermanentPullError(message: string): boolean {
+  return /unauthorized|authentication required|no basic auth credentials|pull access denied|manifest unknown|not found: manifest|repository does not exist|invalid reference format|imagePullSecretRef/i.test(message);
 }
