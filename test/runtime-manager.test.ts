@@ -139,4 +139,15 @@ describe('operator tools against a live manager', () => {
     assert.match(text, /slipway_release_outcomes_total\{result="succeeded"\} [1-9]/);
     assert.match(text, /slipway_controller_manager_leader 1/);
   });
+
+  test('containers of a Service deleted while no manager ran are removed when one starts', async () => {
+    await Promise.all(managers.map((m) => m.kill('SIGKILL')));
+    const before = await docker.listContainers({ filters: { label: [`slipway.dev/namespace=${NS}`, 'slipway.dev/service=web'] } });
+    assert.ok(before.length >= 2);
+    await p.client.delete(nsPath(NS, 'services', 'web'));
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await docker.listContainers({ filters: { label: [`slipway.dev/namespace=${NS}`, 'slipway.dev/service=web'] } })).length, before.length, 'nothing acts without a manager');
+    managers.push(spawnManager(p.api.url));
+    await waitFor('orphaned containers removed', async () => (await docker.listContainers({ all: true, filters: { label: [`slipway.dev/namespace=${NS}`, 'slipway.dev/service=web'] } })).length === 0, 40_000);
+  });
 });

@@ -240,6 +240,46 @@ describe('lifecycle', () => {
   });
 });
 
+describe('rollout rules', () => {
+  test('a newer spec supersedes an unfinished rollout cleanly', async () => {
+    const slow = { command: ['sh', '-c', 'sleep 20'], timeoutSeconds: 60 };
+    await p.client.create(nsPath(NS, 'services'), svc('hasty', { replicas: 1, env: version('v1') }));
+    await waitActive('hasty', 'hasty-1', 1);
+    await p.client.patch(nsPath(NS, 'services', 'hasty'), { spec: { env: version('v2'), migrate: slow } });
+    await waitFor('hasty-2 migrating', async () => (await getRelease('hasty-2').catch(() => undefined))?.status?.phase === 'Migrating', 30_000, 50);
+    await p.client.patch(nsPath(NS, 'services', 'hasty'), { spec: { env: version('v3'), migrate: null } });
+    const s = await waitActive('hasty', 'hasty-3', 1);
+    assert.deepEqual(await bodies(s), ['version=v3']);
+    const superseded = await getRelease('hasty-2');
+    assert.equal(superseded.status?.phase, 'Failed');
+    assert.equal(superseded.status?.reason, 'Superseded');
+    await waitFor('hasty-2 containers gone', async () => !(await containersOf('hasty')).some((c) => c.Labels['slipway.dev/release'] === 'hasty-2'));
+  });
+
+  test('the old release is stopped when keepOldFor has passed, and old releases are pruned to the history limit', async () => {
+    await p.client.patch(nsPath(NS, 'services', 'hasty'), { spec: { env: version('v4'), strategy: { blueGreen: { keepOldFor: '2s' } }, revisionHistoryLimit: 2 } });
+    await waitActive('hasty', 'hasty-4', 1);
+    assert.ok((await containersOf('hasty')).some((c) => c.Labels['slipway.dev/release'] === 'hasty-3'), 'hasty-3 is kept warm first');
+    await waitFor('hasty-3 stopped after 2s', async () => (await containersOf('hasty')).every((c) => c.Labels['slipway.dev/release'] === 'hasty-4'), 15_000);
+    const names = await waitFor('history pruned', async () => {
+      const list = (await p.client.list(nsPath(NS, 'releases'), { labelSelector: 'slipway.dev/service=hasty' })).items.map((r) => r.metadata.name).sort();
+      return list.length === 2 ? list : undefined;
+    }, 15_000);
+    assert.deepEqual(names, ['hasty-3', 'hasty-4']);
+  });
+
+  test('environment from Secrets (envFrom and secretKeyRef) reaches the containers', async () => {
+    await p.client.create(nsPath(NS, 'secrets'), { apiVersion: 'slipway.dev/v1alpha1', kind: 'Secret', metadata: { name: 'app-env' }, stringData: { API_KEY: 'k-123', MODE: 'live' } });
+    await p.client.patch(nsPath(NS, 'services', 'hasty'), { spec: { envFrom: [{ secretRef: { name: 'app-env' }, prefix: 'APP_' }], env: [...version('v5'), { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 'app-env', key: 'API_KEY' } } }] } });
+    await waitActive('hasty', 'hasty-5', 1);
+    const [c] = (await containersOf('hasty')).filter((x) => x.Labels['slipway.dev/release'] === 'hasty-5');
+    const env = (await docker.getContainer(c!.Id).inspect()).Config.Env;
+    assert.ok(env.includes('APP_API_KEY=k-123') && env.includes('APP_MODE=live') && env.includes('TOKEN=k-123'), env.join(' '));
+    const release = await getRelease('hasty-5');
+    assert.doesNotMatch(JSON.stringify(release), /k-123/, 'the Release records references, not values');
+  });
+});
+
 describe('scheduled services', () => {
   const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const runsOf = async () => (await getSvc('nightly')).status?.schedule?.runs ?? [];
