@@ -5,9 +5,9 @@
 // of APP_VERSION (Slipway BlueGreen; Swarm's default stop-first rolling update, then start-first)
 // until both serve the new version; and a `docker kill`ed replica until it (or its replacement)
 // serves again. Both sides gate on the same HTTP health check (1 s interval). Prints each figure,
-// the Slipway/Swarm ratio and PASS/MISS per target; exits non-zero only if the bench itself broke. `--runs N` (default 10).
-// Runs alternate (Slipway run i, then Swarm run i) so load from anything else on the machine
-// falls on both sides alike.
+// the Slipway/Swarm ratio and PASS/MISS per target; exits non-zero only if the bench itself
+// broke. `--runs N` (default 10). Runs alternate (Slipway run i, then Swarm run i) so load from
+// anything else on the machine falls on both sides alike.
 //
 // Swarm: initialised with `--advertise-addr 127.0.0.1` if the engine is not in a swarm (and left
 // again at the end); tasks publish port 3000 with mode=host on a host port Docker picks (the
@@ -25,7 +25,7 @@ import { httpGet, nsPath, registerNode, startManager, startPlatform, waitFor, ty
 
 const run = promisify(execFile);
 const argv = process.argv.slice(2);
-const RUNS = Math.max(1, Number(argv[argv.indexOf('--runs') + 1] ?? 10) || 10);
+const RUNS = argv.includes('--runs') ? Math.max(1, Number(argv[argv.indexOf('--runs') + 1]) || 10) : 10;
 const NS = 'bench-deploy';
 const SWARM_PREFIX = 'slwbench-';
 const HEALTH = { path: '/cgi-bin/health', intervalSeconds: 1 };

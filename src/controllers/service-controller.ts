@@ -382,51 +382,62 @@ export class ServiceController implements Controller {
       }
       byIndex.set(c.replica, [...(byIndex.get(c.replica) ?? []), c]);
     }
+    // Decide every index first (placement is sequential so it sees its own choices), then create,
+    // start and probe all replicas at once: a 2-replica rollout costs one container start, not two.
+    const work: Array<{ index: number; keep?: ObservedContainer; createOn?: string }> = [];
     for (let index = 0; index < count; index++) {
       const all = byIndex.get(index) ?? [];
       const usable = all.filter((c) => !lost(c.node) && !ctx.world.unreachable.has(c.node));
       const settled = usable.filter((c) => !draining(c.node));
-      let keep: ObservedContainer | undefined;
       if (settled.length) {
         // Prefer a replica that passes its checks; remove duplicates (e.g. after a lost node returns).
         settled.sort((a, b) => Number(this.isReady(b)) - Number(this.isReady(a)) || b.created - a.created);
-        keep = settled[0];
+        const keep = settled[0]!;
         for (const extra of settled.slice(1)) await this.remove(ctx, extra, template);
         const drainingCopies = usable.filter((c) => draining(c.node));
-        if (drainingCopies.length && this.isReady(keep!)) for (const old of drainingCopies) await this.remove(ctx, old, template);
+        if (drainingCopies.length && this.isReady(keep)) for (const old of drainingCopies) await this.remove(ctx, old, template);
+        work.push({ index, keep });
+        continue;
+      }
+      const node = placeReplicas(candidates, template.nodeSelector, request, 1)[0];
+      if (node) {
+        const candidate = candidates.find((c) => c.name === node)!;
+        candidate.replicasOfService++;
+        candidate.allocatedCpus += request.cpus;
+        candidate.allocatedMemoryBytes += request.memoryBytes;
+        work.push({ index, createOn: node });
+      } else if (usable.length) {
+        work.push({ index, keep: usable[0] }); // draining with nowhere to go: keep serving from the draining node
+        state.placementIssue = `no other node can take replica ${index}`;
       } else {
-        const node = placeReplicas(candidates, template.nodeSelector, request, 1)[0];
-        if (node) {
-          const plan = await this.plan(ctx, release, template, imageId, node, 'replica', index);
-          const docker = await this.o.hosts.docker(node);
-          await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), await registryAuth(this.o.client, ctx.namespace, template));
+        const { skipped } = eligibleNodes(candidates, template.nodeSelector, request);
+        state.placementIssue = `no eligible node for replica ${index}: ${skipped.join('; ') || 'no nodes'}`;
+      }
+    }
+    const auth = work.some((w) => w.createOn) ? await registryAuth(this.o.client, ctx.namespace, template) : undefined;
+    const kept = await Promise.all(
+      work.map(async ({ index, keep, createOn }) => {
+        if (createOn) {
+          const plan = await this.plan(ctx, release, template, imageId, createOn, 'replica', index);
+          const docker = await this.o.hosts.docker(createOn);
+          await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, createOn), auth);
           const name = replicaContainerName(ctx.namespace, ctx.name, release.spec!.revision, index);
           const id = await ensureContainer(docker, buildContainerOptions(name, plan));
-          ctx.log.info({ node, container: name, replica: index }, 'replica started');
-          const candidate = candidates.find((c) => c.name === node)!;
-          candidate.replicasOfService++;
-          candidate.allocatedCpus += request.cpus;
-          candidate.allocatedMemoryBytes += request.memoryBytes;
-          keep = { node, id, name, release: release.metadata.name, role: 'replica', replica: index, state: 'running', running: true, created: Date.now() / 1000, labels: {} };
+          ctx.log.info({ node: createOn, container: name, replica: index }, 'replica started');
+          keep = { node: createOn, id, name, release: release.metadata.name, role: 'replica', replica: index, state: 'running', running: true, created: Date.now() / 1000, labels: {} };
           ctx.world.containers.push(keep);
           ctx.requeue = Math.min(ctx.requeue, 300);
-        } else if (usable.length) {
-          keep = usable[0]; // draining with nowhere to go: keep serving from the draining node
-          state.placementIssue = `no other node can take replica ${index}`;
-        } else {
-          const { skipped } = eligibleNodes(candidates, template.nodeSelector, request);
-          state.placementIssue = `no eligible node for replica ${index}: ${skipped.join('; ') || 'no nodes'}`;
-          continue;
+        } else if (!keep!.running) {
+          await startContainer(await this.o.hosts.docker(keep!.node), keep!.id);
+          ctx.requeue = Math.min(ctx.requeue, 300);
         }
-      }
-      state.placed++;
-      if (!keep!.running) {
-        await startContainer(await this.o.hosts.docker(keep!.node), keep!.id);
-        ctx.requeue = Math.min(ctx.requeue, 300);
-      }
-      state.nodes.push(keep!.node);
-      await this.probeReplica(ctx, keep!, template, settings, state, isActive);
-    }
+        await this.probeReplica(ctx, keep!, template, settings, state, isActive);
+        return keep!;
+      }),
+    );
+    state.placed = kept.length;
+    state.nodes = kept.map((c) => c.node);
+    state.endpoints.sort((a, b) => (a.containerName < b.containerName ? -1 : 1));
     return state;
   }
 
