@@ -28,6 +28,7 @@ export interface Command {
 
 export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'server', type: 'string', value: 'URL', description: 'API server URL (overrides SLIPWAY_SERVER and the config file).' },
+  { name: 'certificate-authority', type: 'string', value: 'FILE', description: 'PEM CA an https server must be signed by (overrides the config\'s certificate-authority).' },
   { name: 'namespace', short: 'n', type: 'string', value: 'NS', description: 'Namespace for this request (default: the config\'s namespace, else "default").' },
   { name: 'help', short: 'h', type: 'bool', description: 'Show help for the command.' },
 ];

@@ -17,6 +17,10 @@ export class CliError extends Error {
   }
 }
 
+/** Where to configure the CA, after a TLS failure with none configured. */
+const tlsHint = (message: string): string =>
+  /^TLS: .*no certificate authority is configured/.test(message) ? '\nset certificate-authority in the slipctl config (make up writes it) or pass --certificate-authority FILE' : '';
+
 /**
  * The lines to print for an error. `context` (kubectl's `error when creating "file.yaml"`) goes
  * between the reason and the server's message so the message itself stays unchanged.
@@ -26,7 +30,7 @@ export function formatError(err: unknown, context?: string): string {
   const prefix = context ? `${context}: ` : '';
   if (err instanceof ApiRequestError) {
     const status = err.status;
-    if (!status) return err.code === 0 ? `error: ${prefix}${err.message}` : `Error from server: ${prefix}${err.message}`;
+    if (!status) return err.code === 0 ? `error: ${prefix}${err.message}${tlsHint(err.message)}` : `Error from server: ${prefix}${err.message}`;
     const lines = [`Error from server (${status.reason || 'Unknown'}): ${prefix}${status.message}`];
     for (const cause of status.details?.causes ?? []) {
       const text = cause.field ? `${cause.field}: ${cause.message}` : cause.message;

@@ -19,7 +19,7 @@ function findCommand(argv: string[]): { name?: string; rest: string[] } {
     if (!arg.startsWith('-') || arg === '-') return { name: arg, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
     const long = arg.startsWith('--') ? arg.slice(2).split('=')[0]! : undefined;
     const spec = long !== undefined ? GLOBAL_FLAGS.find((f) => f.name === long) : GLOBAL_FLAGS.find((f) => f.short === arg[1]);
-    if (!spec) throw new UsageError(`unknown flag: ${arg} (global flags before the command are --server, -n/--namespace, -h/--help)`);
+    if (!spec) throw new UsageError(`unknown flag: ${arg} (global flags before the command are --server, --certificate-authority, -n/--namespace, -h/--help)`);
     const inline = long !== undefined ? arg.includes('=') : arg.length > 2;
     if (spec.type !== 'bool' && !inline) i++;
   }
@@ -55,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
     session = new Session({
       env: process.env,
       ...(flags.string('server') ? { serverFlag: flags.string('server')! } : {}),
+      ...(flags.string('certificate-authority') ? { caFlag: flags.string('certificate-authority')! } : {}),
       ...(namespaceFlag ? { namespaceFlag } : {}),
     });
     return await command.run({ ...ctx, session }, flags);

@@ -5,11 +5,13 @@
 import { ApiClient } from '../src/client/api-client.js';
 import { discover, resolveResource, resourceForKind, UnknownResourceError, type ApiResource } from '../src/client/discovery.js';
 import type { KubeObject, PrinterColumn } from '../src/api/types.js';
-import { loadConfig, type CliConfig } from './config.js';
+import { loadConfig, readCertificateAuthority, type CliConfig } from './config.js';
 import { isNotFound } from './errors.js';
 
 export interface SessionOptions {
   serverFlag?: string;
+  /** --certificate-authority: the CA an https server must be signed by. */
+  caFlag?: string;
   namespaceFlag?: string;
   env: NodeJS.ProcessEnv;
 }
@@ -35,14 +37,21 @@ export class Session {
   constructor(private readonly options: SessionOptions) {}
 
   get config(): CliConfig {
-    this.configValue ??= loadConfig({ env: this.options.env, ...(this.options.serverFlag ? { serverFlag: this.options.serverFlag } : {}) });
+    this.configValue ??= loadConfig({
+      env: this.options.env,
+      ...(this.options.serverFlag ? { serverFlag: this.options.serverFlag } : {}),
+      ...(this.options.caFlag ? { caFlag: this.options.caFlag } : {}),
+    });
     return this.configValue;
   }
 
   get client(): ApiClient {
+    // An https server must be signed by the configured CA, and only by it (pinning).
+    const ca = this.clientValue || !this.config.server.startsWith('https:') ? undefined : readCertificateAuthority(this.config);
     this.clientValue ??= new ApiClient({
       server: this.config.server,
       ...(this.config.token ? { token: this.config.token } : {}),
+      ...(ca ? { ca } : {}),
       userAgent: 'slipctl/0.1',
     });
     return this.clientValue;

@@ -14,6 +14,7 @@ declare -A PACKAGES=(
   [ip]=iproute2
   [docker-registry]=docker-registry
   [htpasswd]=apache2-utils
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do

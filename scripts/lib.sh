@@ -11,10 +11,15 @@ ETCD_PORT=${SLIPWAY_ETCD_PORT:-23790}
 ETCD_PEER_PORT=${SLIPWAY_ETCD_PEER_PORT:-23800}
 API_PORT=${SLIPWAY_API_PORT:-6440}
 ETCD_URL=http://127.0.0.1:$ETCD_PORT
-API_URL=http://127.0.0.1:$API_PORT
+API_URL=https://127.0.0.1:$API_PORT
+# TLS material made by scripts/gen-certs.sh: the CA clients pin and the API server's certificate.
+PKI_DIR=$STATE/pki
+CA_FILE=$PKI_DIR/ca.crt
 MANAGER_PORT=${SLIPWAY_MANAGER_PORT:-6441}
 MANAGER_URL=http://127.0.0.1:$MANAGER_PORT
 CONFIG=${SLIPWAY_CONFIG:-$HOME/.slipway/config}
+# Keys encrypting Secrets at rest (JSON, mode 0600; created by make up, rotated by scripts/new-encryption-key.sh).
+ENCRYPTION_KEY_FILE=$STATE/encryption-key.json
 
 # pid_alive PIDFILE PATTERN: true if the pid file names a live process whose command line matches.
 pid_alive() {
@@ -26,9 +31,14 @@ pid_alive() {
   tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
 }
 
-# wait_http URL SECONDS: waits until URL answers 200.
+# node_trusting_ca ARGS...: node, also trusting the Slipway CA (for https:// URLs of the API server).
+node_trusting_ca() {
+  if [ -s "$CA_FILE" ]; then NODE_EXTRA_CA_CERTS=$CA_FILE node "$@"; else node "$@"; fi
+}
+
+# wait_http URL SECONDS: waits until URL answers 200 (https:// URLs may be signed by the Slipway CA).
 wait_http() {
-  node -e '
+  node_trusting_ca -e '
     const [url, seconds] = process.argv.slice(1);
     const deadline = Date.now() + Number(seconds) * 1000;
     (async () => {

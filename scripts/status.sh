@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 show() {
   local name=$1 file=$2 pattern=$3 url=$4
   if pid_alive "$file" "$pattern"; then
-    if node -e 'fetch(process.argv[1]).then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))' "$url"; then
+    if node_trusting_ca -e 'fetch(process.argv[1]).then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))' "$url"; then
       echo "$name: running (pid $(cat "$file")), healthy at $url"
     else
       echo "$name: running (pid $(cat "$file")), NOT answering at $url"

@@ -2,11 +2,14 @@
 # `make up`: starts Slipway on this machine. etcd (single member, data under .slipway/), the API
 # server and the controller manager run in the background with pid files; Docker is started when
 # it is not running; the CLI config is written, slipctl is put on the PATH, the example app image
-# is built and the example manifests (the local Node among them) are applied. Safe to run again.
+# is built and the example manifests (the local Node among them) are applied. The API server
+# serves HTTPS with a certificate from the local CA (scripts/gen-certs.sh, under .slipway/pki);
+# the CLI config and the controller manager pin that CA. Safe to run again.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$ETCD_DATA"
 chmod 700 "$STATE"
+mkdir -p "$STATE/audit" && chmod 700 "$STATE/audit"
 
 if pid_alive "$RUN_DIR/etcd.pid" "etcd --name slipway"; then
   echo "etcd already running (pid $(cat "$RUN_DIR/etcd.pid"))"
@@ -24,13 +27,41 @@ wait_http "$ETCD_URL/health" 30
 
 "$ROOT/scripts/start-dockerd.sh"
 
+bash "$ROOT/scripts/gen-certs.sh" "$PKI_DIR"
+
+# The key encrypting Secrets in etcd: one random AES-256 key, readable by its owner only.
+if [ ! -f "$ENCRYPTION_KEY_FILE" ]; then
+  (umask 077 && node -e 'const id = "k1"; const secret = require("node:crypto").randomBytes(32).toString("base64");
+    process.stdout.write(JSON.stringify({ keys: [{ id, secret }], active: id }, null, 2) + "\n");' > "$ENCRYPTION_KEY_FILE")
+  echo "created the Secret encryption key file $ENCRYPTION_KEY_FILE"
+fi
+chmod 600 "$ENCRYPTION_KEY_FILE"
+
+# Static bearer tokens: the admin's (written into the CLI config) and the controller manager's.
+TOKEN_FILE=$STATE/tokens.csv
+MANAGER_TOKEN_FILE=$STATE/controller-manager.token
+if [ ! -f "$TOKEN_FILE" ]; then
+  (umask 077
+    admin=$(node -e 'process.stdout.write("slw_admin_" + require("node:crypto").randomBytes(32).toString("base64url"))')
+    manager=$(node -e 'process.stdout.write("slw_manager_" + require("node:crypto").randomBytes(32).toString("base64url"))')
+    printf '# token,user,role (read by the API server; keep it secret)\n%s,admin,admin\n%s,system:controller-manager,controller-manager\n' "$admin" "$manager" > "$TOKEN_FILE"
+    printf '%s\n' "$manager" > "$MANAGER_TOKEN_FILE")
+  echo "created the admin and controller-manager tokens in $TOKEN_FILE"
+fi
+chmod 600 "$TOKEN_FILE" "$MANAGER_TOKEN_FILE"
+ADMIN_TOKEN=$(awk -F, '$2 == "admin" { print $1; exit }' "$TOKEN_FILE")
+
 api_main=dist/src/apiserver/main.js
-if pid_alive "$RUN_DIR/apiserver.pid" "$api_main" && [ "$RUN_DIR/apiserver.pid" -nt dist/src/apiserver/server.js ]; then
+if pid_alive "$RUN_DIR/apiserver.pid" "$api_main" && [ "$RUN_DIR/apiserver.pid" -nt dist/src/apiserver/server.js ] \
+  && [ "$RUN_DIR/apiserver.pid" -nt "$PKI_DIR/apiserver.crt" ] && [ "$RUN_DIR/apiserver.pid" -nt "$TOKEN_FILE" ] \
+  && pid_alive "$RUN_DIR/apiserver.pid" "--token-auth-file"; then
   echo "API server already running (pid $(cat "$RUN_DIR/apiserver.pid"))"
 else
-  # Not running, or built again since it started: (re)start it.
+  # Not running, or built again or given a new certificate since it started: (re)start it.
   stop_pid "$RUN_DIR/apiserver.pid" "$api_main" "API server (older build)"
-  nohup node --enable-source-maps "$ROOT/$api_main" --etcd-servers "$ETCD_URL" --port "$API_PORT" --crds-dir "$ROOT/crds" \
+  nohup node --enable-source-maps "$ROOT/$api_main" --etcd-servers "$ETCD_URL" --port "$API_PORT" --crds-dir "$ROOT/crds" --audit-dir "$STATE/audit" \
+    --tls-cert-file "$PKI_DIR/apiserver.crt" --tls-key-file "$PKI_DIR/apiserver.key" \
+    --encryption-key-file "$ENCRYPTION_KEY_FILE" --token-auth-file "$TOKEN_FILE" \
     >>"$LOG_DIR/apiserver.log" 2>&1 &
   echo $! > "$RUN_DIR/apiserver.pid"
   echo "started API server (pid $!) on $API_URL"
@@ -38,11 +69,12 @@ fi
 wait_http "$API_URL/readyz" 60
 
 manager_main=dist/src/controllers/main.js
-if pid_alive "$RUN_DIR/controller-manager.pid" "$manager_main" && [ "$RUN_DIR/controller-manager.pid" -nt dist/src/controllers/manager.js ]; then
+if pid_alive "$RUN_DIR/controller-manager.pid" "$manager_main" && [ "$RUN_DIR/controller-manager.pid" -nt dist/src/controllers/manager.js ] \
+  && [ "$RUN_DIR/controller-manager.pid" -nt "$CA_FILE" ] && pid_alive "$RUN_DIR/controller-manager.pid" "--token-file"; then
   echo "controller manager already running (pid $(cat "$RUN_DIR/controller-manager.pid"))"
 else
   stop_pid "$RUN_DIR/controller-manager.pid" "$manager_main" "controller manager (older build)"
-  nohup node --enable-source-maps "$ROOT/$manager_main" --server "$API_URL" --port "$MANAGER_PORT" \
+  nohup node --enable-source-maps "$ROOT/$manager_main" --server "$API_URL" --ca-file "$CA_FILE" --token-file "$MANAGER_TOKEN_FILE" --port "$MANAGER_PORT" \
     >>"$LOG_DIR/controller-manager.log" 2>&1 &
   echo $! > "$RUN_DIR/controller-manager.pid"
   echo "started controller manager (pid $!) on $MANAGER_URL"
@@ -51,7 +83,7 @@ wait_http "$MANAGER_URL/healthz" 30
 
 "$ROOT/scripts/build-demo-image.sh"
 
-# CLI config: keep anything the user added, point it at this server.
+# CLI config: keep anything the user added, point it at this server and pin its CA.
 mkdir -p "$(dirname "$CONFIG")"
 chmod 700 "$(dirname "$CONFIG")"
 if [ -f "$CONFIG" ] && grep -q '^server:' "$CONFIG"; then
@@ -59,7 +91,18 @@ if [ -f "$CONFIG" ] && grep -q '^server:' "$CONFIG"; then
 else
   printf 'server: %s\n' "$API_URL" >> "$CONFIG"
 fi
+if grep -q '^certificate-authority:' "$CONFIG"; then
+  sed -i "s|^certificate-authority:.*|certificate-authority: $CA_FILE|" "$CONFIG"
+else
+  printf 'certificate-authority: %s\n' "$CA_FILE" >> "$CONFIG"
+fi
+# The admin token; written with the file already 0600 (a token never sits in a readable file).
 chmod 600 "$CONFIG"
+if grep -q '^token:' "$CONFIG"; then
+  sed -i "s|^token:.*|token: $ADMIN_TOKEN|" "$CONFIG"
+else
+  printf 'token: %s\n' "$ADMIN_TOKEN" >> "$CONFIG"
+fi
 
 # slipctl on the PATH (a wrapper, so it follows rebuilds of this checkout).
 bin_dir=/usr/local/bin
@@ -76,10 +119,13 @@ cat <<SUMMARY
 
 Slipway is running:
   etcd        $ETCD_URL    data $ETCD_DATA   log $LOG_DIR/etcd.log
-  API server  $API_URL    log $LOG_DIR/apiserver.log
+  API server  $API_URL    log $LOG_DIR/apiserver.log   CA $CA_FILE
   controllers $MANAGER_URL    log $LOG_DIR/controller-manager.log
   Docker      /var/run/docker.sock (registered as Node local)
   CLI         $bin_dir/slipctl   config $CONFIG
+  Tokens      admin token in $CONFIG (mode 0600); more with: slipctl token create --role deployer -n NS
+  Audit log   $STATE/audit (slipctl audit --since 1h)
+  Secrets     encrypted in etcd with $ENCRYPTION_KEY_FILE (rotate: scripts/new-encryption-key.sh, then slipctl secrets rekey)
 
 Try:
   slipctl get namespaces
@@ -90,6 +136,7 @@ Try:
   slipctl logs service/web -n shop-prod
   slipctl api-resources
   slipctl explain service.spec.healthCheck
+  slipctl auth whoami
 
 Stop with: make down
 SUMMARY

@@ -16,7 +16,7 @@ test('64 concurrent read-modify-write clients on one object lose no update', asy
     const incrementsEach = 3;
     let conflicts = 0;
     const worker = async () => {
-      const client = new ApiClient({ server: api.url });
+      const client = new ApiClient({ server: api.url, token: api.adminToken });
       for (let i = 0; i < incrementsEach; i++) {
         for (;;) {
           const current = await client.get(svcPath('rmw', 'counter'));

@@ -66,7 +66,7 @@ test('/healthz, /readyz and /metrics', async () => {
   assert.equal(health.status, 200);
   const ready = await fetch(`${api.url}/readyz`);
   assert.equal(ready.status, 200);
-  const metrics = await (await fetch(`${api.url}/metrics`)).text();
+  const metrics = await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.adminToken}` } })).text();
   assert.match(metrics, /slipway_apiserver_requests_total\{verb="create",resource="services",code="201"\} \d+/);
   assert.match(metrics, /slipway_apiserver_request_duration_seconds_bucket\{le="[0-9.]+",verb="get",resource="events"\}|slipway_apiserver_request_duration_seconds_bucket\{le="[0-9.]+",verb="list",resource="events"\}/);
   assert.match(metrics, /slipway_etcd_request_duration_seconds_count\{operation="create"\} \d+/);

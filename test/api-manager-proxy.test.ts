@@ -96,7 +96,7 @@ test('log: forwards path and known query parameters, and streams chunks as the m
     }
     res.end();
   };
-  const res = await request(`${api.url}${sub('web', 'log')}?follow=false&tailLines=5&timestamps=true&release=web-1&ignored=x`);
+  const res = await request(`${api.url}${sub('web', 'log')}?follow=false&tailLines=5&timestamps=true&release=web-1&ignored=x`, { headers: { authorization: `Bearer ${api.adminToken}` } });
   assert.equal(res.statusCode, 200);
   assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
   const chunks: string[] = [];
@@ -121,7 +121,7 @@ test('log: a client that hangs up ends the request to the manager', async () => 
     res.on('close', () => closed());
   };
   const abort = new AbortController();
-  const res = await request(`${api.url}${sub('web', 'log')}?follow=true`, { signal: abort.signal });
+  const res = await request(`${api.url}${sub('web', 'log')}?follow=true`, { signal: abort.signal, headers: { authorization: `Bearer ${api.adminToken}` } });
   for await (const chunk of res.body) {
     assert.match(chunk.toString(), /first/);
     break; // leaving the loop destroys the body: the connection to the API server closes

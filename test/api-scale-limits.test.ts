@@ -27,14 +27,14 @@ test('200 API watches on one resource cost one etcd watch, and all receive each 
     const watchers = 200;
     const seen = new Array<number>(watchers).fill(0);
     setMaxListeners(watchers + 10, controller.signal);
-    const client = new ApiClient({ server: api.url, dispatcher: new Agent({ connections: watchers + 10 }) });
+    const client = new ApiClient({ server: api.url, token: api.adminToken, dispatcher: new Agent({ connections: watchers + 10 }) });
     for (let i = 0; i < watchers; i++) {
       void client.watch(svcPath('fanout'), { resourceVersion: rv }, () => {
         seen[i]!++;
       }, controller.signal);
     }
     const deadline = Date.now() + 10_000;
-    while (Number((/slipway_apiserver_open_watches\{resource="services"\} (\d+)/.exec(await (await fetch(`${api.url}/metrics`)).text()) ?? [])[1] ?? 0) < watchers) {
+    while (Number((/slipway_apiserver_open_watches\{resource="services"\} (\d+)/.exec(await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.adminToken}` } })).text()) ?? [])[1] ?? 0) < watchers) {
       assert.ok(Date.now() < deadline, 'watches did not open');
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -240,7 +240,7 @@ const BAD_PATHS: [path: string, expect: Expect][] = [
 
 /** Malformed or odd HTTP no client library will send; each must still get a Status. */
 function rawCases(): [note: string, raw: string | Buffer, expect: Expect][] {
-  const host = 'Host: x\r\nConnection: close\r\n';
+  const host = `Host: x\r\nConnection: close\r\nAuthorization: Bearer ${api.adminToken}\r\n`;
   const post = (headers: string, body = '') => `POST ${SVC} HTTP/1.1\r\n${host}${headers}\r\n${body}`;
   return [
     ['unknown method', `FOO ${SVC} HTTP/1.1\r\n${host}\r\n`, 400],
@@ -823,7 +823,7 @@ async function send(c: Case): Promise<Answer | null> {
     for (let i = 0; i < buf.length; i += 64 * 1024) parts.push(buf.subarray(i, i + 64 * 1024));
     body = Readable.from(parts.length ? parts : [Buffer.alloc(0)]);
   }
-  const res = await pool.request({ method: c.method as any, path: c.path, headers: c.headers ?? {}, ...(body !== undefined ? { body } : {}) });
+  const res = await pool.request({ method: c.method as any, path: c.path, headers: { authorization: `Bearer ${api.adminToken}`, ...(c.headers ?? {}) }, ...(body !== undefined ? { body } : {}) });
   return { status: res.statusCode, body: await res.body.text() };
 }
 
@@ -900,7 +900,7 @@ test('after the hostile run the server is healthy, serves writes, stored nothing
 
 test('exact answers for well-known mistakes', async () => {
   const expectStatus = async (method: string, path: string, headers: Record<string, string>, body: string | undefined, code: number, reason?: string) => {
-    const res = await pool.request({ method: method as any, path, headers, ...(body !== undefined ? { body } : {}) });
+    const res = await pool.request({ method: method as any, path, headers: { authorization: `Bearer ${api.adminToken}`, ...headers }, ...(body !== undefined ? { body } : {}) });
     const text = await res.body.text();
     assert.equal(res.statusCode, code, `${method} ${path}: ${text.slice(0, 300)}`);
     assert.deepEqual(statusProblems(res.statusCode, text), []);

@@ -20,7 +20,7 @@ let work: string;
 
 before(async () => {
   api = await startApi();
-  cli = createCli(api.url);
+  cli = createCli(api.url, { token: api.adminToken });
   work = mkdtempSync(join(tmpdir(), 'slipctl-apply-'));
 });
 after(async () => {

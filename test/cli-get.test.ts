@@ -12,7 +12,7 @@ let cli: Cli;
 
 before(async () => {
   api = await startApi();
-  cli = createCli(api.url, { namespace: 'get-a' });
+  cli = createCli(api.url, { namespace: 'get-a', token: api.adminToken });
   await createNamespace(api.client, 'get-a');
   await createNamespace(api.client, 'get-b');
   await api.client.create(svcPath('get-a'), service('web', { replicas: 2, edge: { hosts: ['web.example.test'] } }, { app: 'shop', tier: 'front' }));
@@ -123,7 +123,7 @@ test('errors: NotFound, unknown kind, nothing found, bad output format', async (
 });
 
 test('get -w prints the current rows, then a row for each change', async () => {
-  const watch = await whileWatching(api.url, 'services', () => cli.start(['get', 'svc', '-w']));
+  const watch = await whileWatching(api, 'services', () => cli.start(['get', 'svc', '-w']));
   try {
     await watch.waitForOutput(/worker/);
     await api.client.patch(svcPath('get-a', 'worker'), { spec: { replicas: 4 } });

@@ -16,7 +16,7 @@ const NS = 'misc';
 
 before(async () => {
   api = await startApi();
-  cli = createCli(api.url);
+  cli = createCli(api.url, { token: api.adminToken });
   work = mkdtempSync(join(tmpdir(), 'slipctl-misc-'));
   await createNamespace(api.client, NS);
 });
@@ -104,7 +104,7 @@ test('delete by name, by -l and by -f', async () => {
 
 test('delete --wait waits for finalizers to be removed; --wait=false does not', async () => {
   await api.client.create(svcPath(NS), { ...service('held'), metadata: { name: 'held', finalizers: ['test.slipway.dev/hold'] } });
-  const del = await whileWatching(api.url, 'services', () => cli.start(['delete', 'svc', 'held', '-n', NS, '--timeout=20s']));
+  const del = await whileWatching(api, 'services', () => cli.start(['delete', 'svc', 'held', '-n', NS, '--timeout=20s']));
   assert.match(await del.waitForOutput(/deleted/), /^service\.slipway\.dev "held" deleted\n$/);
   assert.equal(del.child.exitCode, null, 'still waiting while the finalizer is there');
   const live = await api.client.get(svcPath(NS, 'held'));
@@ -126,7 +126,7 @@ test('delete --wait waits for finalizers to be removed; --wait=false does not', 
 
 test('wait for a condition set through /status; timeout exits 1; --for=delete and jsonpath', async () => {
   await api.client.create(svcPath(NS), service('waited'));
-  const waiting = await whileWatching(api.url, 'services', () => cli.start(['wait', 'svc/waited', '-n', NS, '--for=condition=Ready', '--timeout=20s']));
+  const waiting = await whileWatching(api, 'services', () => cli.start(['wait', 'svc/waited', '-n', NS, '--for=condition=Ready', '--timeout=20s']));
   await setStatus('waited', { conditions: [{ type: 'Ready', status: 'True', reason: 'Test', message: 'ready', lastTransitionTime: new Date().toISOString() }] });
   const done = await waiting.exited();
   assert.equal(done.code, 0, done.stderr);
@@ -142,7 +142,7 @@ test('wait for a condition set through /status; timeout exits 1; --for=delete an
 
   assert.equal(jp.code, 0, jp.stderr);
 
-  const gone = await whileWatching(api.url, 'services', () => cli.start(['wait', 'svc/waited', '-n', NS, '--for=delete', '--timeout=20s']));
+  const gone = await whileWatching(api, 'services', () => cli.start(['wait', 'svc/waited', '-n', NS, '--for=delete', '--timeout=20s']));
   await api.client.delete(svcPath(NS, 'waited'));
   assert.equal((await gone.exited()).stdout, 'service.slipway.dev/waited condition met\n');
 
@@ -214,8 +214,8 @@ test('usage and configuration errors', async () => {
     cli.run(['frobnicate']),
     cli.run(['get', 'svc', '--colour']),
     cli.run(['get', 'svc'], { env: { SLIPWAY_CONFIG: missingConfig } }),
-    cli.run(['--server', api.url, 'get', 'ns', 'default', '-o', 'name'], { env: { SLIPWAY_CONFIG: missingConfig } }),
-    cli.run(['get', 'ns', 'default', '-o', 'name'], { env: { SLIPWAY_CONFIG: missingConfig, SLIPWAY_SERVER: api.url } }),
+    cli.run(['--server', api.url, 'get', 'ns', 'default', '-o', 'name'], { env: { SLIPWAY_CONFIG: missingConfig, SLIPWAY_TOKEN: api.adminToken } }),
+    cli.run(['get', 'ns', 'default', '-o', 'name'], { env: { SLIPWAY_CONFIG: missingConfig, SLIPWAY_SERVER: api.url, SLIPWAY_TOKEN: api.adminToken } }),
     cli.run(['get', 'svc', '--server', 'http://127.0.0.1:9'], { timeoutMs: 10_000 }),
   ]);
   assert.equal(unknownCmd.code, 1);

@@ -25,7 +25,7 @@ let handle: (req: IncomingMessage, res: ServerResponse, body: string) => void = 
 
 before(async () => {
   api = await startApi();
-  cli = createCli(api.url, { namespace: NS });
+  cli = createCli(api.url, { namespace: NS, token: api.adminToken });
   await createNamespace(api.client, NS);
   await createNamespace(api.client, 'slipway-system').catch((err) => {
     if (!(err instanceof ApiRequestError && err.code === 409)) throw err; // the server may create it
@@ -88,7 +88,7 @@ test('rollout status prints each step once as it changes and exits 0 when the ro
   await createRelease('web', 2, { image: 'busybox:2' }, { phase: 'CandidateStarted', steps: [step('Artifact', 'Succeeded'), step('StartCandidate', 'Running')] });
   await setServiceStatus('web', { observedGeneration: 0, activeRelease: 'web-1', candidateRelease: 'web-2', conditions: [progressing('RolloutInProgress')] });
 
-  const proc = await whileWatching(api.url, 'releases', () => cli.start(['rollout', 'status', 'service/web']));
+  const proc = await whileWatching(api, 'releases', () => cli.start(['rollout', 'status', 'service/web']));
   await proc.waitForOutput(/StartCandidate Running\n/);
   const steps = [step('Artifact', 'Succeeded'), step('StartCandidate', 'Succeeded'), step('HealthCheck', 'Running')];
   await setReleaseStatus('web-2', { phase: 'HealthValidating', readyReplicas: 1, steps });
@@ -266,7 +266,7 @@ test('drain cordons, requests the drain and waits until the node is empty', asyn
   const endpoint = (node: string) => ({ node, containerName: `${NS}.api-1-0`, host: '10.0.0.2', port: 31000, ready: true });
   await setServiceStatus('api', { observedGeneration: 1, activeRelease: 'api-1', endpoints: [endpoint('n2')] });
 
-  const proc = await whileWatching(api.url, 'nodes', () => cli.start(['drain', 'n2', '--timeout', '30s']));
+  const proc = await whileWatching(api, 'nodes', () => cli.start(['drain', 'n2', '--timeout', '30s']));
   await proc.waitForOutput(/waiting for node\/n2 to drain: 1 replica container running; endpoints on it: roll\/api \(1\)\n/);
   const node = await api.client.get(`${NODES}/n2`);
   assert.equal(node.spec.unschedulable, true);

@@ -38,14 +38,14 @@ before(async () => {
   p = await startPlatform();
   await buildTestImage(docker);
   await docker.getVolume(`${NS}-web-data`).remove().catch(() => {});
-  cli = createCli(p.api.url);
+  cli = createCli(p.api.url, { token: p.api.adminToken });
   await createNamespace(p.client, NS);
   await registerNode(p.client, 'local');
 });
 
 after(async () => {
   for (const s of (await p.client.list(nsPath(NS, 'services'))).items) await p.client.delete(nsPath(NS, 'services', s.metadata.name!));
-  if (!managers.some((m) => m.child.exitCode === null)) managers.push(spawnManager(p.api.url));
+  if (!managers.some((m) => m.child.exitCode === null)) managers.push(spawnManager(p.api));
   await waitFor('containers removed', async () => (await docker.listContainers({ all: true, filters: { label: [`slipway.dev/namespace=${NS}`] } })).length === 0, 30_000).catch(() => {});
   await Promise.all(managers.map((m) => m.kill('SIGTERM')));
   await p?.stop();
@@ -53,7 +53,7 @@ after(async () => {
 
 describe('leader election', () => {
   test('one of two managers leads; killed mid-rollout, the other takes over and finishes', async () => {
-    managers.push(spawnManager(p.api.url), spawnManager(p.api.url));
+    managers.push(spawnManager(p.api), spawnManager(p.api));
     const first = await waitFor('a leader', async () => (await lease().catch(() => undefined))?.spec?.holderIdentity, 20_000);
     const leader = managers.find((m) => first.endsWith(`-${m.child.pid}`) || first.includes(`-${m.child.pid}-`))!;
     assert.ok(leader, `leader ${first} is one of the two managers`);
@@ -147,7 +147,7 @@ describe('operator tools against a live manager', () => {
     await p.client.delete(nsPath(NS, 'services', 'web'));
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal((await docker.listContainers({ filters: { label: [`slipway.dev/namespace=${NS}`, 'slipway.dev/service=web'] } })).length, before.length, 'nothing acts without a manager');
-    managers.push(spawnManager(p.api.url));
+    managers.push(spawnManager(p.api));
     await waitFor('orphaned containers removed', async () => (await docker.listContainers({ all: true, filters: { label: [`slipway.dev/namespace=${NS}`, 'slipway.dev/service=web'] } })).length === 0, 40_000);
   });
 });

@@ -59,7 +59,7 @@ before(async () => {
   // The test image is only on the local node: node2 must receive it from there.
   await node2.docker.getImage(TEST_IMAGE).remove({ force: true }).catch(() => {});
   manager = await startManager(p.api);
-  cli = createCli(p.api.url);
+  cli = createCli(p.api.url, { token: p.api.adminToken });
   await createNamespace(p.client, NS);
   await p.client.create(nsPath('slipway-system', 'secrets'), { apiVersion: 'slipway.dev/v1alpha1', kind: 'Secret', metadata: { name: 'node2-ssh' }, stringData: { 'ssh-privatekey': node2.privateKey } });
   await registerNode(p.client, 'local', { socket: DOCKER_SOCKET }, { 'slipway.dev/edge': 'true' });

@@ -19,8 +19,12 @@ const LOADERS: Record<string, () => Promise<{ command: Command }>> = {
   cordon: () => import('./cordon.js'),
   uncordon: () => import('./uncordon.js'),
   drain: () => import('./drain.js'),
+  secrets: () => import('./secrets.js'),
   explain: () => import('./explain.js'),
   'api-resources': () => import('./api-resources.js'),
+  audit: () => import('./audit.js'),
+  token: () => import('./token.js'),
+  auth: () => import('./auth.js'),
   version: () => import('./version.js'),
   help: () => import('./help.js'),
 };

@@ -12,6 +12,7 @@ import { bodyKind, parseBody, readRaw } from './body.js';
 import { ApiError, badRequest, methodNotAllowed, unavailable } from './errors.js';
 import type { ObjectService, Scope } from './objects.js';
 import type { Registry } from './resources.js';
+import { requirePermission } from './auth/authorize.js';
 
 export const MANAGER_LEASE = { namespace: 'slipway-system', name: 'slipway-controller-manager' };
 export const MAX_EXEC_BODY_BYTES = 64 * 1024;
@@ -117,6 +118,7 @@ export class ManagerProxy {
     for (const [what, v] of [['namespace', ns], ['service name', name]] as const) {
       if (!NAME.test(v) || v.length > 253) throw badRequest(`invalid ${what} in URL path: ${JSON.stringify(v.slice(0, 80))}`);
     }
+    await requirePermission(ctx, { verb: ctx.method === 'GET' ? 'get' : 'create', resource: ctx.method === 'GET' ? 'services/log' : 'services/exec', namespace: ns, name });
     await this.objects.get(this.scope('services', ns), name);
     ctx.state.request = { verb: ctx.method === 'GET' ? 'get' : 'create', group: GROUP, version: VERSION, resource: 'services', namespace: ns, name };
     return { namespace: ns, name };

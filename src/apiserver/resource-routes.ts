@@ -4,6 +4,7 @@
 import type { Context } from 'koa';
 import { parseLabelSelector, SelectorSyntaxError, type Selector } from '../api/labels.js';
 import type { DeleteOptions, KubeObject } from '../api/types.js';
+import { redactSecret, redactSecretList } from './auth/access.js';
 import { readObject } from './body.js';
 import * as discovery from './discovery.js';
 import { ApiError, badRequest, methodNotAllowed, pathNotFound } from './errors.js';
@@ -77,6 +78,8 @@ export class ResourceRoutes {
     private readonly registry: Registry,
     private readonly objects: ObjectService,
     private readonly hub: WatchHub,
+    /** Authorization of each parsed request (throws 401/403); tells whether Secret values must be hidden. */
+    private readonly access: (ctx: Context, info: RequestInfo) => Promise<{ redactSecrets: boolean }> = async () => ({ redactSecrets: false }),
   ) {}
 
   /** Resolves the path into a scope and request info, or a discovery document. */
@@ -167,15 +170,17 @@ export class ResourceRoutes {
     };
   }
 
-  private respond(ctx: Context, outcome: Outcome): void {
+  private respond(ctx: Context, outcome: Outcome, hide: (obj: KubeObject) => KubeObject = (o) => o): void {
     ctx.status = outcome.code;
     if (outcome.warnings.length) ctx.set('Warning', outcome.warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', '));
-    ctx.body = outcome.object;
+    ctx.body = outcome.object && typeof outcome.object === 'object' && (outcome.object as KubeObject).kind ? hide(outcome.object as KubeObject) : outcome.object;
   }
 
   async handle(ctx: Context): Promise<void> {
     const { segments, info, scope } = this.parse(ctx);
     ctx.state.request = info;
+    const { redactSecrets } = await this.access(ctx, info);
+    const hide = <T>(obj: T): T => (redactSecrets ? (redactSecret(obj as KubeObject) as T) : obj);
     if (!scope) {
       if (ctx.method !== 'GET') throw methodNotAllowed(ctx.method, ctx.path);
       const doc =
@@ -192,7 +197,8 @@ export class ResourceRoutes {
     switch (info.verb) {
       case 'list':
         ctx.type = 'application/json';
-        ctx.body = await this.objects.listJson(scope, this.listQuery(ctx, scope));
+        const json = await this.objects.listJson(scope, this.listQuery(ctx, scope));
+        ctx.body = redactSecrets ? redactSecretList(json) : json;
         return;
       case 'watch': {
         const rv = single(ctx, 'resourceVersion');
@@ -213,26 +219,26 @@ export class ResourceRoutes {
         return;
       }
       case 'get':
-        ctx.body = await this.objects.get(scope, name);
+        ctx.body = hide(await this.objects.get(scope, name));
         return;
       case 'create': {
         const body = await readObject(ctx.req, ['json', 'yaml']);
-        this.respond(ctx, await this.objects.create(scope, body.value as KubeObject, this.writeOptions(ctx)));
+        this.respond(ctx, await this.objects.create(scope, body.value as KubeObject, this.writeOptions(ctx)), hide);
         return;
       }
       case 'update': {
         const body = await readObject(ctx.req, ['json', 'yaml']);
-        this.respond(ctx, await this.objects.update(scope, name, body.value as KubeObject, info.subresource, this.writeOptions(ctx)));
+        this.respond(ctx, await this.objects.update(scope, name, body.value as KubeObject, info.subresource, this.writeOptions(ctx)), hide);
         return;
       }
       case 'patch': {
         const body = await readObject(ctx.req, ['merge-patch', 'json-patch']);
         const type = body.kind === 'json-patch' ? 'json' : 'merge';
-        this.respond(ctx, await this.objects.patch(scope, name, type, body.value, info.subresource, this.writeOptions(ctx)));
+        this.respond(ctx, await this.objects.patch(scope, name, type, body.value, info.subresource, this.writeOptions(ctx)), hide);
         return;
       }
       case 'delete':
-        this.respond(ctx, await this.objects.delete(scope, name, await this.deleteOptions(ctx), this.writeOptions(ctx)));
+        this.respond(ctx, await this.objects.delete(scope, name, await this.deleteOptions(ctx), this.writeOptions(ctx)), hide);
         return;
       case 'deletecollection':
         ctx.body = await this.objects.deleteCollection(scope, this.listQuery(ctx, scope), await this.deleteOptions(ctx), this.writeOptions(ctx));

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -15,7 +16,7 @@ import { ObjectIndex } from '../store/object-index.js';
 import { ensureDefaultNamespace, installCrds, loadCrdFiles } from './bootstrap.js';
 import { crdResource, resourceFromCrd } from './crd.js';
 import { ApiError, internal, pathNotFound, tooManyRequests, unavailable } from './errors.js';
-import { answerMalformedRequests } from './http-guards.js';
+import { answerMalformedRequests, answerPlainHttpOnTls } from './http-guards.js';
 import { GarbageCollector } from './garbage-collector.js';
 import { isLongRunning, ManagerProxy } from './manager-proxy.js';
 import { ObjectCache } from './object-cache.js';
@@ -25,7 +26,19 @@ import { ResourceRoutes, type RequestInfo } from './resource-routes.js';
 import { Registry, resourceKey } from './resources.js';
 import { SchemaCompiler } from './schema.js';
 import { strategies } from './strategies.js';
+import { registerSecretsRekey, reloadKeys, secretEncryption } from './secrets-encryption.js';
+import { assertPlainHttpAllowed, loadServingCertificate } from './tls.js';
 import { WatchHub } from './watch.js';
+import { AuditLog } from './audit/audit-log.js';
+import { auditMiddleware } from './audit/audit-middleware.js';
+import { registerAuditRoutes } from './audit/audit-routes.js';
+import { checkAccess } from './auth/access.js';
+import { registerAuthRoutes } from './auth/auth-routes.js';
+import { authenticate, Authenticator } from './auth/authenticate.js';
+import { Authorizer } from './auth/authorize.js';
+import { ensureBuiltinRoles } from './auth/builtin-roles.js';
+import { RbacState } from './auth/rbac-state.js';
+import { readStaticTokens, type StaticToken } from './auth/tokens.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -40,6 +53,20 @@ export interface ApiServerOptions {
   compactionIntervalMs?: number;
   /** Non-watch requests served at once before answering 429. Defaults to 400. */
   maxInflight?: number;
+  /** JSON key file (mode 0600) for encrypting Secrets at rest; without it Secrets are stored unencrypted. */
+  encryptionKeyFile?: string;
+  /** PEM serving certificate and key: with both, listen() serves HTTPS (TLS 1.2+); with neither, plain HTTP on loopback only. */
+  /** Static bearer tokens (the admin's, the controller manager's), besides requested Tokens. */
+  tokens?: StaticToken[];
+  /** A `token,user,role` file of static tokens (mode 0600). */
+  tokenFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Directory of the audit log (JSON lines, rotated); auditing is off when unset. */
+  auditDir?: string;
+  /** Size at which audit.log is rotated (default 10 MiB) and rotated files kept (default 10). */
+  auditMaxBytes?: number;
+  auditMaxFiles?: number;
 }
 
 export interface ApiServer {
@@ -49,8 +76,10 @@ export interface ApiServer {
   readonly objects: ObjectService;
   readonly metrics: ApiMetrics;
   readonly log: Logger;
-  /** Initialises state (CRDs, default namespace, GC) and listens. Returns the base URL. */
+  /** Initialises state (CRDs, default namespace, GC) and listens. Returns the base URL (https:// with TLS). */
   listen(port?: number, host?: string): Promise<string>;
+  /** Re-reads the encryption key file (SIGHUP); failures are logged and the old keys kept. */
+  reloadEncryptionKeys(): void;
   close(): Promise<void>;
 }
 
@@ -59,9 +88,13 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export function createApiServer(options: ApiServerOptions): ApiServer {
   const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'apiserver' } });
   const metrics = new ApiMetrics();
+  const encryption = secretEncryption(options.encryptionKeyFile);
+  if (!encryption.ring) log.warn('no --encryption-key-file: Secrets are stored in etcd unencrypted');
   const store = new EtcdStore({
     endpoints: options.etcdEndpoints,
     observe: (operation, seconds) => metrics.etcdDuration.observe({ operation }, seconds),
+    transformers: [encryption.transformer],
+    onUnreadable: (key, err) => log.error({ key, err: err.message }, 'cannot read a stored value; it is left out of the server caches'),
   });
   const compiler = new SchemaCompiler();
   const registry = new Registry();
@@ -88,9 +121,14 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     onOpen: (r) => metrics.openWatches.inc({ resource: r.plural }),
     onClose: (r) => metrics.openWatches.dec({ resource: r.plural }),
   });
-  const routes = new ResourceRoutes(registry, objects, hub);
+  const routes = new ResourceRoutes(registry, objects, hub, checkAccess);
   const managerProxy = new ManagerProxy(registry, objects);
   const cache: ObjectCache = new ObjectCache(registry, store, hub, (err) => log.warn({ err: String(err) }, 'cannot follow a resource'));
+  const rbac = new RbacState(registry, store, cache);
+  const authorizer = new Authorizer(rbac);
+  const staticTokens = [...(options.tokens ?? []), ...(options.tokenFile ? readStaticTokens(options.tokenFile) : [])];
+  if (!staticTokens.length) log.warn('no static tokens (--token-auth-file): only requested Tokens can use this API server');
+  const authenticator = new Authenticator(staticTokens, rbac);
   const gc = new GarbageCollector(registry, store, cache, objects, log.child({ component: 'garbage-collector' }));
   const compactor = new Compactor(store, options.compactionIntervalMs, (err) => log.warn({ err: String(err) }, 'compaction failed'));
 
@@ -119,6 +157,12 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   // Failures after the response was handed over (a client that hung up mid-body): log, don't print stacks.
   app.on('error', (err: Error) => log.debug({ err: err.message }, 'request stream error'));
   const router = new Router();
+
+  // Audit sits outside the error middleware, so it records the status code the client gets.
+  const audit = options.auditDir
+    ? new AuditLog({ dir: options.auditDir, maxBytes: options.auditMaxBytes, maxFiles: options.auditMaxFiles, registry: metrics.registry, log: log.child({ component: 'audit' }) })
+    : undefined;
+  if (audit) app.use(auditMiddleware(audit));
 
   // One error middleware: every failure becomes a Kubernetes Status; no stack reaches a client.
   app.use(async (ctx, next) => {
@@ -185,18 +229,30 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   router.get('/api', (ctx) => {
     ctx.body = { kind: 'APIVersions', versions: [], serverAddressByClientCIDRs: [] };
   });
+  // The audit query endpoint; matched before the generic routes.
+  registerAuditRoutes(router, audit, () => {
+    if (!ready) throw unavailable('the API server is starting');
+  });
+  registerAuthRoutes(router, registry, objects, () => {
+    if (!ready) throw unavailable('the API server is starting');
+  });
   // services/{name}/log and /exec go to the controller manager; matched before the generic routes.
   managerProxy.register(router, () => {
+    if (!ready) throw unavailable('the API server is starting');
+  });
+  registerSecretsRekey(router, encryption, store, log, () => {
     if (!ready) throw unavailable('the API server is starting');
   });
   router.all(/^\/apis(\/.*)?$/, async (ctx) => {
     if (!ready) throw unavailable('the API server is starting');
     await routes.handle(ctx);
   });
+  // Every request but health and version carries a bearer token (401 otherwise); routes authorize.
+  app.use(authenticate(authenticator, authorizer));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
 
-  let server: Server | null = null;
+  let server: Server | HttpsServer | null = null;
 
   async function initialise(): Promise<void> {
     // etcd may still be starting (make up starts both): wait for it rather than failing.
@@ -207,6 +263,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     await crdIndex.start();
     if (options.crdsDir) await installCrds(await loadCrdFiles(options.crdsDir), objects, registry, log);
     await ensureDefaultNamespace(objects, registry);
+    await ensureBuiltinRoles(objects, registry, log);
     gc.start();
     await cache.start();
     gc.synced();
@@ -222,7 +279,17 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     metrics,
     log,
     async listen(port = 0, host = '127.0.0.1') {
-      server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 60_000 }, app.callback());
+      const tls = loadServingCertificate(options.tlsCertFile, options.tlsKeyFile);
+      if (!tls) assertPlainHttpAllowed(host);
+      const scheme = tls ? 'https' : 'http';
+      const serverOptions = { keepAliveTimeout: 65_000, requestTimeout: 60_000 };
+      if (tls) {
+        const https = createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app.callback());
+        answerPlainHttpOnTls(https);
+        server = https;
+      } else {
+        server = createServer(serverOptions, app.callback());
+      }
       server.headersTimeout = 66_000;
       answerMalformedRequests(server);
       await new Promise<void>((resolve, reject) => {
@@ -232,9 +299,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       await initialise();
       const address = server.address() as AddressInfo;
       const hostText = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      log.info({ url: `http://${hostText}:${address.port}`, crds: registry.all().length }, 'API server ready');
-      return `http://${hostText}:${address.port}`;
+      const url = `${scheme}://${hostText}:${address.port}`;
+      log.info({ url, crds: registry.all().length, ...(tls ? { certificateExpires: tls.validTo.toISOString(), subjectAltName: tls.subjectAltName } : {}) }, 'API server ready');
+      return url;
     },
+    reloadEncryptionKeys: () => reloadKeys(encryption, log),
     async close() {
       ready = false;
       gc.stop();
@@ -243,6 +312,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       crdIndex.stop();
       await hub.stop();
       await managerProxy.close();
+      await audit?.close();
       if (server) {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server!.close(() => resolve()));

@@ -3,6 +3,7 @@
 
 import { Agent, request, type Dispatcher } from 'undici';
 import type { KubeList, KubeObject, Status, WatchEvent } from '../api/types.js';
+import { describeTlsError } from './tls-errors.js';
 
 export class ApiRequestError extends Error {
   constructor(
@@ -22,7 +23,7 @@ export class ApiRequestError extends Error {
 export interface ClientOptions {
   server: string;
   token?: string;
-  /** PEM CA bundle to trust for https servers. */
+  /** PEM CA bundle to trust for https servers: the only CAs trusted (the system's are not). */
   ca?: string;
   userAgent?: string;
   /** Per-request timeout (not for watches). Defaults to 30 s. */
@@ -59,9 +60,11 @@ export class ApiClient {
   private readonly dispatcher: Dispatcher;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
+  private readonly pinnedCa: boolean;
 
   constructor(options: ClientOptions) {
     this.server = options.server.replace(/\/+$/, '');
+    this.pinnedCa = !!options.ca;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.dispatcher =
       options.dispatcher ??
@@ -96,7 +99,8 @@ export class ApiClient {
       });
     } catch (err) {
       const e = err as Error & { code?: string };
-      throw new ApiRequestError(0, null, `cannot reach the Slipway API at ${this.server}: ${e.code ?? e.name}: ${e.message}`);
+      const tls = describeTlsError(err, this.server, this.pinnedCa);
+      throw new ApiRequestError(0, null, tls ?? `cannot reach the Slipway API at ${this.server}: ${e.code ?? e.name}: ${e.message}`);
     }
     const text = await res.body.text();
     let parsed: any = text;
@@ -112,6 +116,41 @@ export class ApiClient {
       throw new ApiRequestError(res.statusCode, status, status?.message ?? `the server answered ${res.statusCode}: ${String(text).slice(0, 200)}`);
     }
     return { status: res.statusCode, headers: res.headers, body: parsed as T };
+  }
+
+  /**
+   * Sends one request and hands back the answer's body as a stream (logs, exec), with this
+   * client's credentials and trusted CA; a non-2xx answer throws like `request`.
+   */
+  async stream(method: 'GET' | 'POST', path: string, options: { query?: Query; body?: unknown; accept: string; signal?: AbortSignal }): Promise<Dispatcher.ResponseData> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(`${this.server}${path}${buildQuery(options.query)}`, {
+        method,
+        dispatcher: this.dispatcher,
+        headers: { ...this.headers, accept: options.accept, ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        headersTimeout: 60_000,
+        bodyTimeout: 0,
+      });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const tls = describeTlsError(err, this.server, this.pinnedCa);
+      throw new ApiRequestError(0, null, tls ?? `cannot reach the Slipway API at ${this.server}: ${e.code ?? e.name}: ${e.message}`);
+    }
+    if (res.statusCode >= 400) {
+      const text = await res.body.text();
+      let status: Status | null = null;
+      try {
+        const parsed = JSON.parse(text);
+        if (parsed?.kind === 'Status') status = parsed;
+      } catch {
+        /* not a Status */
+      }
+      throw new ApiRequestError(res.statusCode, status, status?.message ?? `the server answered ${res.statusCode}: ${text.slice(0, 200)}`);
+    }
+    return res;
   }
 
   async get<T extends KubeObject = KubeObject>(path: string, query?: Query): Promise<T> {
@@ -186,7 +225,7 @@ export class ApiClient {
     } catch (err) {
       if (controller.signal.aborted) return;
       if (err instanceof ApiRequestError) throw err;
-      throw new ApiRequestError(0, null, `watch of ${path} failed: ${(err as Error).message}`);
+      throw new ApiRequestError(0, null, `watch of ${path} failed: ${describeTlsError(err, this.server, this.pinnedCa) ?? (err as Error).message}`);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

@@ -1,10 +1,13 @@
 // `slipway-controller-manager`: the controllers' process. Options come from flags or environment.
 
+import { readFileSync } from 'node:fs';
 import { option, parseFlags } from '../util/flags.js';
 import { startControllerManager } from './manager.js';
 
 const USAGE = `Usage: slipway-controller-manager [options]
   --server URL                  API server (SLIPWAY_SERVER, default http://127.0.0.1:6440)
+  --ca-file FILE                PEM CA an https API server must be signed by (SLIPWAY_CA_FILE)
+  --token-file FILE             file holding this manager's bearer token (SLIPWAY_TOKEN_FILE; or the token in SLIPWAY_TOKEN)
   --bind-address ADDR           address of the manager's own endpoints (SLIPWAY_MANAGER_BIND_ADDRESS, default 127.0.0.1)
   --port PORT                   port of /healthz, /metrics, logs and exec (SLIPWAY_MANAGER_PORT, default 6441)
   --heartbeat-interval SECONDS  node heartbeat period (SLIPWAY_HEARTBEAT_INTERVAL, default 10)
@@ -14,6 +17,32 @@ const USAGE = `Usage: slipway-controller-manager [options]
   --renew-deadline SECONDS      give up leadership when not renewed within this (SLIPWAY_RENEW_DEADLINE, default 10)
   --retry-period SECONDS        lease acquire/renew period (SLIPWAY_RETRY_PERIOD, default 2)
   --log-level LEVEL             pino log level (SLIPWAY_LOG_LEVEL, default info)`;
+
+/** The PEM text of --ca-file, if given; a clear error when it cannot be read. */
+function readCaFile(path: string): { ca: string } | Record<string, never> {
+  if (!path) return {};
+  try {
+    const ca = readFileSync(path, 'utf8');
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error('not a PEM certificate');
+    return { ca };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(`cannot use --ca-file ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+}
+
+/** The bearer token: the --token-file's content, else SLIPWAY_TOKEN. Never logged. */
+function readToken(path: string): { token: string } | Record<string, never> {
+  if (!path) return process.env.SLIPWAY_TOKEN ? { token: process.env.SLIPWAY_TOKEN } : {};
+  try {
+    const token = readFileSync(path, 'utf8').trim();
+    if (!token) throw new Error('the file is empty');
+    return { token };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(`cannot use --token-file ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+}
 
 function seconds(value: string, flag: string): number {
   const n = Number(value);
@@ -31,6 +60,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${port}`);
   const manager = await startControllerManager({
     server: option(flags, 'server', 'SLIPWAY_SERVER', 'http://127.0.0.1:6440'),
+    ...readCaFile(option(flags, 'ca-file', 'SLIPWAY_CA_FILE', '')),
+    ...readToken(option(flags, 'token-file', 'SLIPWAY_TOKEN_FILE', '')),
     bindAddress: option(flags, 'bind-address', 'SLIPWAY_MANAGER_BIND_ADDRESS', '127.0.0.1'),
     port,
     heartbeatIntervalMs: seconds(option(flags, 'heartbeat-interval', 'SLIPWAY_HEARTBEAT_INTERVAL', '10'), 'heartbeat-interval'),

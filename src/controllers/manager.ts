@@ -14,6 +14,7 @@ import { EventRecorder } from '../client/event-recorder.js';
 import { createEndpoints } from './manager-endpoints.js';
 import { NodeController } from './node-controller.js';
 import { NodeHosts } from './node-hosts.js';
+import { createNotificationControllers } from './notifications.js';
 import { ControllerRunner } from './runtime/controller.js';
 import { getCondition, type Condition } from './runtime/conditions.js';
 import { Informer, objectKey } from './runtime/informer.js';
@@ -24,6 +25,8 @@ import { ServiceController } from './service-controller.js';
 export interface ManagerOptions {
   server: string;
   token?: string;
+  /** PEM CA bundle an https API server must be signed by (the only CAs trusted). */
+  ca?: string;
   bindAddress?: string;
   port?: number;
   identity?: string;
@@ -37,6 +40,8 @@ export interface ManagerOptions {
   retryPeriodMs?: number;
   /** Clock for scheduled runs (tests move it forward). */
   clock?: () => number;
+  /** How often every AlertRule is evaluated (also on changes). Defaults to 30 s. */
+  alertIntervalMs?: number;
   /** Called when leadership is lost; the process should exit (as Kubernetes' managers do). */
   onLostLeadership?: () => void;
 }
@@ -68,7 +73,7 @@ async function clusterId(client: ApiClient, log: Logger, signal: AbortSignal): P
 export async function startControllerManager(options: ManagerOptions): Promise<ControllerManager> {
   const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'controller-manager' } });
   const identity = options.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const client = new ApiClient({ server: options.server, ...(options.token ? { token: options.token } : {}), userAgent: 'slipway-controller-manager' });
+  const client = new ApiClient({ server: options.server, ...(options.token ? { token: options.token } : {}), ...(options.ca ? { ca: options.ca } : {}), userAgent: 'slipway-controller-manager' });
   const metrics = new ControllerMetrics();
   const events = new EventRecorder(client, { component: 'slipway-controller-manager', host: hostname() });
   const abort = new AbortController();
@@ -92,6 +97,8 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     metrics,
     log,
   );
+
+  const notifications = createNotificationControllers({ client, log, metrics, events, nodes, releases, ...(options.alertIntervalMs ? { alertIntervalMs: options.alertIntervalMs } : {}) });
 
   services.onChange((current, previous) => serviceRunner.enqueue(objectKey((current ?? previous)!)));
   releases.onChange((current, previous) => {
@@ -152,12 +159,13 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     .run(abort.signal, () => {
       leading = true;
       metrics.leader.set(1);
-      for (const informer of [services, releases, nodes]) informerRuns.push(informer.run(abort.signal));
-      void Promise.all([services.synced, releases.synced, nodes.synced]).then(() => {
+      for (const informer of [services, releases, nodes, ...notifications.informers]) informerRuns.push(informer.run(abort.signal));
+      void Promise.all([services.synced, releases.synced, nodes.synced, ...notifications.informers.map((i) => i.synced)]).then(() => {
         if (abort.signal.aborted) return;
         log.info('caches synced; starting controllers');
         nodeRunner.start();
         serviceRunner.start();
+        notifications.start();
       });
     })
     .then((outcome) => {
@@ -173,7 +181,7 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     isLeader: () => leading,
     async stop() {
       abort.abort();
-      await Promise.allSettled([serviceRunner.shutdown(), nodeRunner.shutdown()]);
+      await Promise.allSettled([serviceRunner.shutdown(), nodeRunner.shutdown(), notifications.shutdown()]);
       await election;
       await Promise.allSettled(informerRuns);
       await hosts.close();

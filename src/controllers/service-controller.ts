@@ -304,6 +304,9 @@ export class ServiceController implements Controller {
     }
     await this.completeRelease(ctx, { ...release, status } as RO<Release>);
     void this.o.events.record(ctx.svc as Service, 'Normal', 'TrafficShifted', `Release ${release.metadata.name} is now active`);
+    if (active && active.spec.revision > release.spec.revision) {
+      void this.o.events.record(ctx.svc as Service, 'Normal', 'RolledBack', `Rolled back from ${active.metadata.name} to ${release.metadata.name} (revision ${release.spec.revision})`);
+    }
     return 'shifted';
   }
 

@@ -2,7 +2,8 @@
 
 import type { KubeObject } from '../api/types.js';
 
-export type StoreErrorCode = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Compacted' | 'FutureRevision' | 'TooLarge' | 'Unavailable';
+/** `Unreadable`: a stored value that cannot be turned back into an object (e.g. it fails to decrypt). */
+export type StoreErrorCode = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Compacted' | 'FutureRevision' | 'TooLarge' | 'Unavailable' | 'Unreadable';
 
 export class StoreError extends Error {
   constructor(

@@ -10,11 +10,25 @@ import { EventLeases } from './event-leases.js';
 /** What the store reports about each etcd call, so the API server can export latency metrics. */
 export type StoreObserver = (operation: string, seconds: number) => void;
 
+/**
+ * Rewrites the values under one key prefix on their way to and from etcd (encryption at rest):
+ * every write goes through `encrypt`, every read, list and watch through `decrypt`. `decrypt`
+ * throws (with a message for users) for a value it cannot read.
+ */
+export interface ValueTransformer {
+  prefix: string;
+  encrypt(plaintext: Buffer, key: string): Buffer;
+  decrypt(stored: Buffer, key: string): Buffer;
+}
+
 export interface StoreOptions {
   endpoints: string[];
   /** Per-call deadline in milliseconds. Defaults to 10 s. */
   callTimeoutMs?: number;
   observe?: StoreObserver;
+  transformers?: ValueTransformer[];
+  /** Told about each value `list()` leaves out because it cannot be read (see `list`). */
+  onUnreadable?: (key: string, err: StoreError) => void;
 }
 
 export interface ListOptions {
@@ -26,7 +40,7 @@ export interface ListOptions {
   startKey?: string;
 }
 
-/** One stored value as etcd returned it, undecoded. */
+/** One stored value as etcd returned it (decrypted where a transformer applies), undecoded. */
 export interface RawEntry {
   key: string;
   value: Buffer;
@@ -113,9 +127,13 @@ export class EtcdStore {
   private readonly leases: EventLeases;
   private readonly observe: StoreObserver;
   private readonly callTimeoutMs: number;
+  private readonly transformers: ValueTransformer[];
+  private readonly onUnreadable: (key: string, err: StoreError) => void;
 
   constructor(options: StoreOptions) {
     this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
+    this.transformers = options.transformers ?? [];
+    this.onUnreadable = options.onUnreadable ?? (() => {});
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
       dialTimeout: 3_000,
@@ -140,6 +158,36 @@ export class EtcdStore {
     } finally {
       this.observe(operation, Number(process.hrtime.bigint() - start) / 1e9);
     }
+  }
+
+  private transformerFor(key: string): ValueTransformer | undefined {
+    for (const t of this.transformers) if (key.startsWith(t.prefix)) return t;
+    return undefined;
+  }
+
+  /** True if some key under `prefix` may be transformed. */
+  private transforms(prefix: string): boolean {
+    return this.transformers.some((t) => prefix.startsWith(t.prefix) || t.prefix.startsWith(prefix));
+  }
+
+  /** The bytes to store for `key`. */
+  private toStored(key: string, value: Buffer): Buffer {
+    return this.transformerFor(key)?.encrypt(value, key) ?? value;
+  }
+
+  /** The plaintext of a stored value; `Unreadable` if its transformer cannot read it. */
+  private fromStored(key: string, value: Buffer): Buffer {
+    const t = this.transformerFor(key);
+    if (!t) return value;
+    try {
+      return t.decrypt(value, key);
+    } catch (err) {
+      throw new StoreError('Unreadable', err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private decodeStored(key: Buffer | string, value: Buffer, modRevision: string | number): KubeObject {
+    return EtcdStore.decode(this.fromStored(typeof key === 'string' ? key : key.toString('utf8'), value), modRevision);
   }
 
   static decode(value: Buffer | Uint8Array, modRevision: string | number): KubeObject {
@@ -170,7 +218,7 @@ export class EtcdStore {
   async get(key: string): Promise<KubeObject | null> {
     const res = await this.timed('get', () => this.client.kv.range({ key: Buffer.from(key) }));
     const kv = res.kvs[0];
-    return kv ? EtcdStore.decode(kv.value, kv.mod_revision) : null;
+    return kv ? this.decodeStored(kv.key, kv.value, kv.mod_revision) : null;
   }
 
   /** The newest revision of the whole store. */
@@ -181,8 +229,17 @@ export class EtcdStore {
     return Number(res.header.revision);
   }
 
-  /** Reads a page of stored values without decoding them. */
+  /** Reads a page of stored values without decoding them (decrypted; `Unreadable` if one cannot be). */
   async listRaw(prefix: string, options: ListOptions = {}): Promise<RawListResult> {
+    const page = await this.rangeStored(prefix, options);
+    if (this.transforms(prefix)) {
+      for (const e of page.entries) e.value = this.fromStored(e.key, e.value);
+    }
+    return page;
+  }
+
+  /** A page of values exactly as etcd stores them. */
+  private async rangeStored(prefix: string, options: ListOptions): Promise<RawListResult> {
     const res = await this.timed('list', () =>
       this.client.kv.range({
         key: Buffer.from(options.startKey ?? prefix),
@@ -199,12 +256,28 @@ export class EtcdStore {
     };
   }
 
+  /**
+   * Decoded objects (the server's own views: object cache, garbage collector). A value that
+   * cannot be read (e.g. fails to decrypt) is left out and reported to `onUnreadable`, so one
+   * bad value does not blind the server to the rest; reads of it through `get` still fail.
+   */
   async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
-    const page = await this.listRaw(prefix, options);
+    const page = await this.rangeStored(prefix, options);
     const last = page.entries[page.entries.length - 1];
+    const items: KubeObject[] = [];
+    const keys: string[] = [];
+    for (const e of page.entries) {
+      try {
+        items.push(this.decodeStored(e.key, e.value, e.modRevision));
+        keys.push(e.key);
+      } catch (err) {
+        if (!(err instanceof StoreError && err.code === 'Unreadable')) throw err;
+        this.onUnreadable(e.key, err);
+      }
+    }
     return {
-      items: page.entries.map((e) => EtcdStore.decode(e.value, e.modRevision)),
-      keys: page.entries.map((e) => e.key),
+      items,
+      keys,
       revision: page.revision,
       more: page.more,
       remaining: page.remaining,
@@ -222,7 +295,7 @@ export class EtcdStore {
 
   /** Stores a new object; fails with `AlreadyExists` if the key is taken. */
   async create(key: string, obj: KubeObject, options: WriteOptions = {}): Promise<KubeObject> {
-    const value = encoder(obj);
+    const value = this.toStored(key, encoder(obj));
     const lease = options.ttlSeconds ? await this.leases.leaseFor(options.ttlSeconds) : undefined;
     const res = await this.timed('create', () =>
       this.client.kv.txn({
@@ -240,7 +313,7 @@ export class EtcdStore {
    * key is gone and `Conflict` (carrying the current object) if someone else wrote it first.
    */
   async update(key: string, obj: KubeObject, expectedRevision: number, options: WriteOptions = {}): Promise<KubeObject> {
-    const value = encoder(obj);
+    const value = this.toStored(key, encoder(obj));
     const lease = options.ttlSeconds ? await this.leases.leaseFor(options.ttlSeconds) : undefined;
     const res = await this.timed('update', () =>
       this.client.kv.txn({
@@ -273,13 +346,13 @@ export class EtcdStore {
     if (!res.succeeded) throw this.failedPrecondition(key, res.responses[0]?.response_range?.kvs ?? []);
     const prev = res.responses[0]?.response_delete_range?.prev_kvs?.[0];
     if (!prev) throw new StoreError('NotFound', `key ${key} not found`);
-    return EtcdStore.decode(prev.value, res.header.revision);
+    return this.decodeStored(key, prev.value, res.header.revision);
   }
 
   private failedPrecondition(key: string, kvs: { value: Buffer; mod_revision: string }[]): StoreError {
     const current = kvs[0];
     if (!current) return new StoreError('NotFound', `key ${key} not found`);
-    return new StoreError('Conflict', `key ${key} was modified`, EtcdStore.decode(current.value, current.mod_revision));
+    return new StoreError('Conflict', `key ${key} was modified`, this.decodeStored(key, current.value, current.mod_revision));
   }
 
   /**
@@ -295,25 +368,43 @@ export class EtcdStore {
       .startRevision(String(afterRevision + 1))
       .create();
     let ended = false;
+    // A value that cannot be read ends the watch (watchers relist) rather than being skipped.
+    const unreadable = (err: unknown) => {
+      ended = true;
+      void watcher.cancel().catch(() => {});
+      handlers.error(StoreError.from(err));
+    };
     watcher.on('put', (kv, previous) => {
       if (ended) return;
-      handlers.event({
-        type: 'put',
-        key: kv.key.toString('utf8'),
-        revision: Number(kv.mod_revision),
-        object: EtcdStore.decode(kv.value, kv.mod_revision),
-        previous: previous ? EtcdStore.decode(previous.value, previous.mod_revision) : null,
-      });
+      let event: WatchEventRaw;
+      try {
+        event = {
+          type: 'put',
+          key: kv.key.toString('utf8'),
+          revision: Number(kv.mod_revision),
+          object: this.decodeStored(kv.key, kv.value, kv.mod_revision),
+          previous: previous ? this.decodeStored(previous.key, previous.value, previous.mod_revision) : null,
+        };
+      } catch (err) {
+        return unreadable(err);
+      }
+      handlers.event(event);
     });
     watcher.on('delete', (kv, previous) => {
       if (ended) return;
-      handlers.event({
-        type: 'delete',
-        key: kv.key.toString('utf8'),
-        revision: Number(kv.mod_revision),
-        object: null,
-        previous: previous ? EtcdStore.decode(previous.value, kv.mod_revision) : null,
-      });
+      let event: WatchEventRaw;
+      try {
+        event = {
+          type: 'delete',
+          key: kv.key.toString('utf8'),
+          revision: Number(kv.mod_revision),
+          object: null,
+          previous: previous ? this.decodeStored(previous.key, previous.value, kv.mod_revision) : null,
+        };
+      } catch (err) {
+        return unreadable(err);
+      }
+      handlers.event(event);
     });
     watcher.on('error', (err) => {
       if (ended) return;
@@ -326,6 +417,58 @@ export class EtcdStore {
         await watcher.cancel().catch(() => {});
       },
     };
+  }
+
+  /**
+   * Re-transforms every value under `prefix` whose stored bytes `stale` selects (e.g. encrypted
+   * with a key that is no longer the active one): decrypt, encrypt again, write only if the key
+   * is still at the revision read (re-read and retried on conflict). Values that cannot be read
+   * are reported in `failed`, not rewritten.
+   */
+  async retransform(
+    prefix: string,
+    stale: (stored: Buffer) => boolean,
+  ): Promise<{ rewritten: number; failed: { key: string; message: string }[] }> {
+    let rewritten = 0;
+    const failed: { key: string; message: string }[] = [];
+    let startKey: string | undefined;
+    for (;;) {
+      const page = await this.rangeStored(prefix, { limit: 500, ...(startKey ? { startKey } : {}) });
+      for (const entry of page.entries) {
+        if (!stale(entry.value)) continue;
+        try {
+          if (await this.rewriteStale(entry, stale)) rewritten++;
+        } catch (err) {
+          if (!(err instanceof StoreError && (err.code === 'Unreadable' || err.code === 'Conflict'))) throw err;
+          failed.push({ key: entry.key, message: err.message });
+        }
+      }
+      const last = page.entries[page.entries.length - 1];
+      if (!page.more || !last) break;
+      startKey = `${last.key}\u0000`;
+    }
+    return { rewritten, failed };
+  }
+
+  /** Rewrites one stale value; false if it was deleted or rewritten by someone else meanwhile. */
+  private async rewriteStale(entry: RawEntry, stale: (stored: Buffer) => boolean): Promise<boolean> {
+    let current = { value: entry.value, modRevision: entry.modRevision };
+    const k = Buffer.from(entry.key);
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const value = this.toStored(entry.key, this.fromStored(entry.key, current.value));
+      const res = await this.timed('update', () =>
+        this.client.kv.txn({
+          compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: current.modRevision }],
+          success: [{ request_put: { key: k, value, ignore_lease: true } }],
+          failure: [{ request_range: { key: k } }],
+        }),
+      );
+      if (res.succeeded) return true;
+      const kv = res.responses[0]?.response_range?.kvs?.[0];
+      if (!kv || !stale(kv.value)) return false;
+      current = { value: kv.value, modRevision: kv.mod_revision };
+    }
+    throw new StoreError('Conflict', `key ${entry.key} kept changing while it was being re-encrypted`);
   }
 
   /** Discards history before `revision`: older watches and continue tokens become 410 Gone. */

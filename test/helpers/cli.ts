@@ -113,8 +113,8 @@ export function createCli(server: string, config: Record<string, string> = {}): 
   };
 }
 
-async function openWatches(server: string, resource: string): Promise<number> {
-  const text = await (await fetch(`${server}/metrics`)).text();
+async function openWatches(api: { url: string; adminToken: string }, resource: string): Promise<number> {
+  const text = await (await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${api.adminToken}` } })).text();
   const m = new RegExp(`^slipway_apiserver_open_watches\\{resource="${resource}"\\} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
 }
@@ -123,11 +123,11 @@ async function openWatches(server: string, resource: string): Promise<number> {
  * Runs `start`, then resolves once the server has one more open watch on `resource` than before,
  * so a test can change an object knowing the CLI is already watching (not merely polling once).
  */
-export async function whileWatching<T>(server: string, resource: string, start: () => T, timeoutMs = 10_000): Promise<T> {
-  const before = await openWatches(server, resource);
+export async function whileWatching<T>(api: { url: string; adminToken: string }, resource: string, start: () => T, timeoutMs = 10_000): Promise<T> {
+  const before = await openWatches(api, resource);
   const started = start();
   const deadline = Date.now() + timeoutMs;
-  while ((await openWatches(server, resource)) <= before) {
+  while ((await openWatches(api, resource)) <= before) {
     if (Date.now() > deadline) throw new Error(`no new watch on ${resource} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -31,7 +31,7 @@ export async function startPlatform(): Promise<Platform> {
 }
 
 export async function startManager(api: TestApi, options: Partial<ManagerOptions> = {}): Promise<ControllerManager> {
-  return startControllerManager({ server: api.url, port: 0, logLevel: process.env.SLIPWAY_TEST_LOG ?? 'silent', ...FAST, onLostLeadership: () => {}, ...options });
+  return startControllerManager({ server: api.url, token: api.managerToken, port: 0, logLevel: process.env.SLIPWAY_TEST_LOG ?? 'silent', ...FAST, onLostLeadership: () => {}, ...options });
 }
 
 export interface ManagerProcess {
@@ -41,9 +41,10 @@ export interface ManagerProcess {
 }
 
 /** A controller manager as a real process (so a test can SIGKILL it), with the FAST timings. */
-export function spawnManager(apiUrl: string, extraEnv: Record<string, string> = {}): ManagerProcess {
+export function spawnManager(api: { url: string; managerToken: string }, extraEnv: Record<string, string> = {}): ManagerProcess {
+  const apiUrl = api.url;
   const child = spawn(process.execPath, [resolve(CHECKOUT, 'dist/src/controllers/main.js'), '--server', apiUrl, '--port', '0', '--heartbeat-interval', '1', '--node-loss-grace', '4', '--resync', '3'], {
-    env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG ?? 'info', SLIPWAY_LEASE_DURATION: '4', SLIPWAY_RENEW_DEADLINE: '3', SLIPWAY_RETRY_PERIOD: '0.5', ...extraEnv },
+    env: { ...process.env, SLIPWAY_TOKEN: api.managerToken, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG ?? 'info', SLIPWAY_LEASE_DURATION: '4', SLIPWAY_RENEW_DEADLINE: '3', SLIPWAY_RETRY_PERIOD: '0.5', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -3,6 +3,93 @@
 
 import type { KubeObject } from '../types.js';
 
+/** What to evaluate and when to raise an Alert. */
+export interface AlertRuleSpec {
+  /** What the rule evaluates, and so what its subjects are. `NodeNotReady`: a Node whose `Ready` condition is False (the node controller sets it after 3 missed heartbeats); one Alert per Node. `NodeDiskPressure`: a Node whose Docker data disk is fuller than the threshold (from status.capacity.diskFreeBytes and diskTotalBytes, measured on nodes with a local socket only). `NodeMemoryPressure`: a Node using more memory than the threshold (from its `MemoryPressure` condition). `DeployFailureRate`: the share of Releases in a Namespace that finished as Failed or RolledBack within `window` (releases superseded before they finished do not count); one Alert per Namespace. `CertificateExpiring`: a Domain whose served certificate (status.certificate.notAfter) expires within the threshold. `BackupFailed`: a BackupPolicy whose newest finished Backups failed (one Alert per policy, also for Backups whose policy object is missing). `BackupStale`: a BackupPolicy with the condition `Stale=True`. `HttpErrorRate` and `HttpLatencyP95`: per Service, from the edge's HTTP metrics, which are not collected yet: these rules evaluate to no data and never raise an Alert. */
+  type: "NodeNotReady" | "NodeDiskPressure" | "NodeMemoryPressure" | "DeployFailureRate" | "CertificateExpiring" | "BackupFailed" | "BackupStale" | "HttpErrorRate" | "HttpLatencyP95";
+  /** The limit the rule's value is compared with; its meaning depends on `type`, and when unset the type's default applies. `NodeDiskPressure`: fraction of the disk in use, fires above it, defaults to 0.85. `NodeMemoryPressure`: fraction of memory in use, fires above it, defaults to 0.9. `DeployFailureRate`: fraction of finished releases that failed, fires above it, defaults to 0.5. `CertificateExpiring`: days until the certificate expires, fires below it, defaults to 14. `BackupFailed`: number of consecutive failed Backups, fires at or above it, defaults to 1. `HttpErrorRate`: fraction of responses with a 5xx status, fires above it, defaults to 0.05. `HttpLatencyP95`: 95th percentile response time in seconds, fires above it, defaults to 1. `NodeNotReady` and `BackupStale` are yes/no conditions and ignore it. */
+  threshold?: number;
+  /** How long the condition must hold before the Alert goes from `Pending` to `Firing`, as a duration such as `30s`, `5m` or `1h30m`; `0s` fires at once. When unset the type's default applies: `5m` for NodeDiskPressure, NodeMemoryPressure and HttpErrorRate, `10m` for HttpLatencyP95, and `0s` for the other types (NodeNotReady already waits for 3 missed heartbeats). */
+  for?: string;
+  /** The time range a rate is computed over, as a duration such as `1h`. Used by DeployFailureRate (defaults to `1h`), HttpErrorRate and HttpLatencyP95 (default to `5m`); the other types ignore it. */
+  window?: string;
+  /** How urgent the rule's Alerts are, copied into each Alert and its labels. When unset the type's default applies: `critical` for NodeNotReady, BackupFailed, BackupStale and HttpErrorRate, `warning` for the others. */
+  severity?: "warning" | "critical";
+  /** Extra labels copied into the labels of every Alert of this rule (for example `team: payments`), for routing by the receivers of webhooks. Defaults to none. */
+  labels?: Record<string, string>;
+  /** When true, the rule is not evaluated and its Pending and Firing Alerts are resolved. Defaults to false. */
+  disabled?: boolean;
+}
+
+/** Result of the latest evaluation, written by the alerts controller. */
+export interface AlertRuleStatus {
+  /** The metadata.generation of the spec that this status describes. When it is lower than metadata.generation, the controller has not yet acted on the latest spec and the rest of the status may be stale. */
+  observedGeneration?: number;
+  /** Number of this rule's Alerts that are Firing. */
+  firing?: number;
+  /** Number of this rule's Alerts that are Pending (the condition holds, `for` has not passed yet). */
+  pending?: number;
+  /** Why the rule cannot be evaluated, for example `no data` for the HTTP rules or an invalid duration; empty when it evaluates normally. */
+  message?: string;
+}
+
+/** An AlertRule tells the alerts controller what to watch for. The controller evaluates every rule on an interval (and whenever the objects it reads change), keeps one Alert per rule and subject (`Pending` while the condition has held for less than `for`, then `Firing`, then `Resolved`), and records the Events `AlertFiring` and `AlertResolved` that Webhooks can deliver. The controller creates one built-in rule per type, named `builtin-<type in kebab case>` (for example `builtin-node-not-ready`), when it is missing; edit a built-in rule to change its threshold or set `disabled: true` to turn it off (a deleted built-in rule is created again). */
+export interface AlertRule extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "AlertRule";
+  /** What to evaluate and when to raise an Alert. */
+  spec?: AlertRuleSpec;
+  /** Result of the latest evaluation, written by the alerts controller. */
+  status?: AlertRuleStatus;
+}
+
+/** What the Alert is about, set by the alerts controller when it creates the Alert. */
+export interface AlertSpec {
+  /** Name of the AlertRule that raised the Alert. */
+  rule: string;
+  /** The rule's type when the Alert was created, for example `NodeNotReady`. */
+  type?: string;
+  /** The rule's severity: `warning` or `critical`. */
+  severity?: "warning" | "critical";
+  /** The object the Alert is about. */
+  subject: {
+    /** Kind of the object, for example `Node`, `Namespace`, `Domain` or `BackupPolicy`. */
+    kind: string;
+    /** Namespace of the object; empty for cluster-scoped objects. */
+    namespace?: string;
+    /** Name of the object. */
+    name: string;
+  };
+}
+
+/** State of the Alert, written by the alerts controller. */
+export interface AlertStatus {
+  /** `Pending`: the condition holds but not yet for the rule's `for` duration. `Firing`: it has held for at least that long. `Resolved`: it held long enough to fire and has stopped holding. */
+  state?: "Pending" | "Firing" | "Resolved";
+  /** When the condition was first seen holding in this episode (the start of `Pending`). */
+  since?: string;
+  /** When the Alert went Firing. */
+  firedAt?: string;
+  /** When the Alert went Resolved; empty while Pending or Firing. */
+  resolvedAt?: string;
+  /** The value that was compared with the rule's threshold at the last change, in the unit of the rule's type (a fraction, days, seconds, or a count); 1 for yes/no conditions. */
+  value?: number;
+  /** Labels for receivers: `rule`, `type`, `severity`, `kind`, `name` and (for namespaced subjects) `namespace` of the subject, plus the rule's spec.labels. */
+  labels?: Record<string, string>;
+  /** What was observed, for operators, for example `Node node2 is NotReady since 2024-05-01T10:00:00Z (ConnectionFailed)`. */
+  message?: string;
+}
+
+/** An Alert is kept by the alerts controller for one AlertRule and one subject (a Node, Namespace, Domain, BackupPolicy or Service), named `<rule>.<subject kind>.[<namespace>.]<name>` in lower case. It is `Pending` while the rule's condition has held for less than the rule's `for`, `Firing` after that, and `Resolved` once the condition stops holding; a Pending Alert whose condition stops holding is deleted. Resolved Alerts are deleted 24 hours after they resolved, and an Alert whose rule is deleted goes with it. The state is kept here, so a controller manager restart neither resets `since` nor fires twice. Going Firing records the Event `AlertFiring` (Warning), resolving records `AlertResolved` (Normal), both about the Alert. */
+export interface Alert extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "Alert";
+  /** What the Alert is about, set by the alerts controller when it creates the Alert. */
+  spec?: AlertSpec;
+  /** State of the Alert, written by the alerts controller. */
+  status?: AlertStatus;
+}
+
 /** Desired state of the BackupPolicy. */
 export interface BackupPolicySpec {
   /** What to back up. Set `type` and the block of the same name (none for `etcd`). */
@@ -261,6 +348,41 @@ export interface Backup extends KubeObject {
   spec?: BackupSpec;
   /** Progress and result of the run, written by the backup controller. */
   status?: BackupStatus;
+}
+
+/** A ClusterRoleBinding grants the permissions of a ClusterRole to its subjects in every namespace and on cluster-scoped kinds. */
+export interface ClusterRoleBinding extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "ClusterRoleBinding";
+  /** The role granted. A RoleBinding may refer to a Role in its own namespace or to a ClusterRole (then granted only in the binding's namespace); a ClusterRoleBinding refers to a ClusterRole. */
+  roleRef: {
+    /** `Role` or `ClusterRole`. */
+    kind: "Role" | "ClusterRole";
+    /** Name of the role. */
+    name: string;
+  };
+  /** Who is granted the role. */
+  subjects?: Array<{
+    /** `Token` (name is a token id, as shown by `slipctl token list`) or `User` (name is the user a static token belongs to, such as `admin`). */
+    kind: "Token" | "User";
+    /** The token id or user name. */
+    name: string;
+  }>;
+}
+
+/** A ClusterRole is a set of permissions (resources × verbs). Bound by a ClusterRoleBinding it applies everywhere; bound by a RoleBinding, in that binding's namespace only. Built-in: `admin` (everything), `deployer` (apply Services and Domains, roll out and back, read logs; no Secret values, no RBAC), `viewer` (read everything except Secret values), `controller-manager`. Built-ins are restored at API server start. */
+export interface ClusterRole extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "ClusterRole";
+  /** What the role allows. A request is allowed when any rule of any role bound to its token allows it. */
+  rules?: Array<{
+    /** Resources (plural names such as `services`, or `services/status`, `services/log`, `services/exec` for subresources), or `*` for all. Non-object endpoints use their own names: `auditevents`, `secrets-rekey`, `metrics`. */
+    resources: Array<string>;
+    /** Verbs allowed on them (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`), or `*` for all. */
+    verbs: Array<"*" | "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection">;
+    /** When set, the rule applies only to objects with these names. Unset means any name. */
+    resourceNames?: Array<string>;
+  }>;
 }
 
 /** Desired state of the Domain. */
@@ -696,6 +818,41 @@ export interface Release extends KubeObject {
   status?: ReleaseStatus;
 }
 
+/** A RoleBinding grants the permissions of a Role (in the same namespace) or a ClusterRole to its subjects, within the binding's namespace. */
+export interface RoleBinding extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "RoleBinding";
+  /** The role granted. A RoleBinding may refer to a Role in its own namespace or to a ClusterRole (then granted only in the binding's namespace); a ClusterRoleBinding refers to a ClusterRole. */
+  roleRef: {
+    /** `Role` or `ClusterRole`. */
+    kind: "Role" | "ClusterRole";
+    /** Name of the role. */
+    name: string;
+  };
+  /** Who is granted the role. */
+  subjects?: Array<{
+    /** `Token` (name is a token id, as shown by `slipctl token list`) or `User` (name is the user a static token belongs to, such as `admin`). */
+    kind: "Token" | "User";
+    /** The token id or user name. */
+    name: string;
+  }>;
+}
+
+/** A Role is a set of permissions (resources × verbs) within its namespace. RoleBindings grant it to tokens or users. */
+export interface Role extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "Role";
+  /** What the role allows. A request is allowed when any rule of any role bound to its token allows it. */
+  rules?: Array<{
+    /** Resources (plural names such as `services`, or `services/status`, `services/log`, `services/exec` for subresources), or `*` for all. Non-object endpoints use their own names: `auditevents`, `secrets-rekey`, `metrics`. */
+    resources: Array<string>;
+    /** Verbs allowed on them (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`), or `*` for all. */
+    verbs: Array<"*" | "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection">;
+    /** When set, the rule applies only to objects with these names. Unset means any name. */
+    resourceNames?: Array<string>;
+  }>;
+}
+
 /** A Secret holds sensitive values such as passwords, keys and tokens, referenced by Services, Nodes and BackupPolicies. Values are encrypted at rest and returned only to users allowed to read secrets. Shaped like Kubernetes' core/v1 Secret (no spec or status). */
 export interface Secret extends KubeObject {
   apiVersion: "slipway.dev/v1alpha1";
@@ -993,4 +1150,120 @@ export interface Service extends KubeObject {
   spec?: ServiceSpec;
   /** Observed state of the Service, written by the service controller. */
   status?: ServiceStatus;
+}
+
+/** What the token grants and until when. */
+export interface TokenSpec {
+  /** ClusterRole granted to the token, for example `deployer`. Empty grants nothing by itself (use bindings). */
+  role?: string;
+  /** When set, `role` is granted in this namespace only. Unset grants it in every namespace. */
+  namespace?: string;
+  /** Hex SHA-256 of the token's secret part. Set by the server when the token is requested. */
+  secretHash: string;
+  /** When the token stops working. Unset means it does not expire. */
+  expiresAt?: string;
+  /** What the token is for, for humans. */
+  description?: string;
+  /** The user who requested the token. */
+  createdBy?: string;
+}
+
+/** A Token lets its bearer use the API (`Authorization: Bearer slw_<id>_<secret>`). The object's name is the token id; only a SHA-256 hash of the secret is stored, so the token is shown once, when `slipctl token create` makes it (through `tokenrequests`). Deleting the Token revokes it. It grants the ClusterRole `spec.role`, in `spec.namespace` only when that is set; RoleBindings and ClusterRoleBindings may grant it more (subject kind `Token`, name = the id). */
+export interface Token extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "Token";
+  /** What the token grants and until when. */
+  spec: TokenSpec;
+}
+
+/** Where to deliver which events. */
+export interface WebhookSpec {
+  /** The http or https URL the notifications are POSTed to. Redirects are not followed. */
+  url: string;
+  /** The event types to deliver. `release.started` (a rollout began), `release.migration_succeeded`, `release.failed` (a rollout failed and the previous release kept serving), `release.rolled_back` (a rollback to an earlier revision was started, for example by `slipctl rollout undo`), `release.completed` (traffic shifted to the new release), `domain.dns_verified`, `domain.cert_active`, `domain.failed`, `backup.failed`, `backup.stale`, `alert.firing` and `alert.resolved`. */
+  events: Array<"release.started" | "release.migration_succeeded" | "release.failed" | "release.rolled_back" | "release.completed" | "domain.dns_verified" | "domain.cert_active" | "domain.failed" | "backup.failed" | "backup.stale" | "alert.firing" | "alert.resolved">;
+  /** The Secret key whose value keys the HMAC-SHA256 signature of every body (header `X-Slipway-Signature`). The receiver computes the same HMAC over the raw body and compares. */
+  secretRef: {
+    /** Name of the Secret, in the same namespace as this object. */
+    name: string;
+    /** Key within the Secret's data. Defaults to `secret`. */
+    key?: string;
+  };
+  /** Attempts per delivery, the first included, before it is given up (counted in status.failed). Defaults to 8, which spans about two minutes of retries. */
+  maxAttempts?: number;
+  /** How long one attempt may take, from connecting to receiving the response headers, before it counts as failed. Defaults to 10. */
+  timeoutSeconds?: number;
+}
+
+/** Delivery state, written by the webhook controller. */
+export interface WebhookStatus {
+  /** The metadata.generation of the spec that this status describes. When it is lower than metadata.generation, the controller has not yet acted on the latest spec and the rest of the status may be stale. */
+  observedGeneration?: number;
+  /** Latest observations of the object's state, one entry per condition type (Kubernetes condition conventions). Known types: `Healthy` (the last delivery attempt succeeded; False with the reason `DeliveryFailed` or `SecretNotFound` when it did not). */
+  conditions?: Array<{
+    /** Type of the condition, in CamelCase (for example `Ready`). */
+    type: string;
+    /** Whether the condition holds: `True`, `False`, or `Unknown` when the controller cannot tell. */
+    status: "True" | "False" | "Unknown";
+    /** Machine-readable, CamelCase reason for the condition's last transition (for example `HealthCheckFailed`). Tools and alerts match on it. */
+    reason?: string;
+    /** Human-readable details about the last transition, for operators. */
+    message?: string;
+    /** When the condition last changed from one status to another (RFC 3339). */
+    lastTransitionTime?: string;
+    /** The metadata.generation the condition was computed from. Lower than metadata.generation means the condition is out of date. */
+    observedGeneration?: number;
+  }>;
+  /** resourceVersion of the newest Event already turned into deliveries. Events with a higher resourceVersion (new Events, and repeats of an Event, which raise its count) are still to be considered. */
+  cursor?: string;
+  /** Deliveries not yet made, oldest first, with their retry state. At most 100 are kept; beyond that the oldest is given up. */
+  pending?: Array<{
+    /** The delivery id (header `X-Slipway-Delivery`), `<Event uid>:<Event count>`. */
+    id: string;
+    /** The event type, for example `release.failed`. */
+    event: string;
+    /** The exact JSON body sent on every attempt. */
+    body: string;
+    /** Attempts made so far. */
+    attempts?: number;
+    /** When the next attempt is due. */
+    nextAttemptTime?: string;
+    /** Why the last attempt failed. */
+    lastError?: string;
+  }>;
+  /** Number of entries in `pending`. */
+  pendingDeliveries?: number;
+  /** Deliveries that succeeded (the endpoint answered 2xx), since the Webhook was created. */
+  delivered?: number;
+  /** Deliveries given up after maxAttempts (or dropped because too many were pending), since the Webhook was created. */
+  failed?: number;
+  /** The most recent delivery that finished, delivered or given up. */
+  lastDelivery?: {
+    /** Its delivery id. */
+    id?: string;
+    /** Its event type. */
+    event?: string;
+    /** When it finished. */
+    time?: string;
+    /** HTTP status of the last attempt; 0 when no response was received. */
+    code?: number;
+    /** Attempts it took. */
+    attempts?: number;
+    /** `Delivered` or `Failed` (given up). */
+    result?: "Delivered" | "Failed";
+  };
+  /** The most recent failed attempt's error, for operators (kept after later successes). */
+  lastError?: string;
+  /** When lastError happened. */
+  lastErrorTime?: string;
+}
+
+/** A Webhook POSTs a JSON notification to a URL for each Slipway Event of the types it subscribes to (for example `release.failed` when a rollout fails). A Webhook receives the events about objects in its own namespace, and the alert events of Alerts whose subject is in its namespace; a Webhook in `slipway-system` receives the events of all namespaces and of cluster-scoped objects (Nodes, Alerts). Only events that occur after the Webhook was created are delivered. The body is `{id, type, time, object: {kind, namespace, name}, reason, message}` (alert events add `alert: {rule, severity, state, value, labels}`), with the headers `X-Slipway-Event` (the type), `X-Slipway-Delivery` (the idempotency key: the Event's uid and its count, the same on every retry) and `X-Slipway-Signature: sha256=<hex HMAC-SHA256 of the body keyed with the secret>`. Delivery is at least once: a non-2xx answer, a timeout or a connection error is retried with exponential backoff (1s, 2s, 4s, ... at most 5 minutes apart) until maxAttempts, and deliveries not yet made are kept in the status, so a controller manager restart retries rather than loses them. Receivers should ignore a delivery id they have already processed; deliveries are not ordered. */
+export interface Webhook extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "Webhook";
+  /** Where to deliver which events. */
+  spec?: WebhookSpec;
+  /** Delivery state, written by the webhook controller. */
+  status?: WebhookStatus;
 }
