@@ -282,7 +282,7 @@ function rawCases(): [note: string, raw: string | Buffer, expect: Expect][] {
     ['Expect: 100-continue, broken JSON', post('Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 4\r\n', '{"a"'), 400],
     ['gzip Content-Encoding of garbage', post('Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n', '\u001f\u008b!!'), 400],
     ['Content-Type with NUL', post('Content-Type: application/json\u0000\r\nContent-Length: 2\r\n', '{}'), 400],
-    ['HTTP/1.0 DELETE, broken body', `DELETE ${TARGET} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n{`, 400],
+    ['HTTP/1.0 DELETE, broken body', `DELETE ${TARGET} HTTP/1.0\r\nAuthorization: Bearer ${api.adminToken}\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n{`, 400],
     ['Upgrade to websocket on a broken POST', post('Content-Type: application/json\r\nUpgrade: websocket\r\nContent-Length: 1\r\n', '{'), 400],
   ];
 }

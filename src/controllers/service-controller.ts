@@ -88,6 +88,7 @@ export class ServiceController implements Controller {
       .sort((a, b) => a.spec!.revision - b.spec!.revision);
     const portOf = (release: string) => (releases.find((r) => r.metadata.name === release)?.spec?.template as ReleaseTemplate | undefined)?.port ?? 3000;
     const world = await observeService(this.o.hosts, nodeNames, namespace, name, portOf);
+    rememberUnreachable(world, svc.status?.endpoints ?? [], namespace, name);
     const ctx: Ctx = { ...rc, svc, namespace, name, world, releases, latest: new Map(), requeue: this.o.resyncMs };
 
     const template = templateOf(svc);
@@ -390,7 +391,8 @@ export class ServiceController implements Controller {
     const work: Array<{ index: number; keep?: ObservedContainer; createOn?: string }> = [];
     for (let index = 0; index < count; index++) {
       const all = byIndex.get(index) ?? [];
-      const usable = all.filter((c) => !lost(c.node) && !ctx.world.unreachable.has(c.node));
+      // A replica on a node that stopped answering is kept (not ready) until the node counts as lost.
+      const usable = all.filter((c) => !lost(c.node));
       const settled = usable.filter((c) => !draining(c.node));
       if (settled.length) {
         // Prefer a replica that passes its checks; remove duplicates (e.g. after a lost node returns).
@@ -430,6 +432,10 @@ export class ServiceController implements Controller {
           keep = { node: createOn, id, name, release: release.metadata.name, role: 'replica', replica: index, state: 'running', running: true, created: Date.now() / 1000, labels: {} };
           ctx.world.containers.push(keep);
           ctx.requeue = Math.min(ctx.requeue, 300);
+        } else if (keep!.unknown) {
+          state.lastProblem = `${keep!.name}: node ${keep!.node} does not answer (${ctx.world.unreachable.get(keep!.node) ?? 'unreachable'})`;
+          if (keep!.hostPort) state.endpoints.push({ node: keep!.node, containerName: keep!.name, host: nodeAddress(this.o.nodes.get(keep!.node)), port: keep!.hostPort, ready: false });
+          return keep!;
         } else if (!keep!.running) {
           await startContainer(await this.o.hosts.docker(keep!.node), keep!.id);
           ctx.requeue = Math.min(ctx.requeue, 300);
@@ -481,6 +487,8 @@ export class ServiceController implements Controller {
   }
 
   private async remove(ctx: Ctx, c: ObservedContainer, template: ReleaseTemplate): Promise<void> {
+    if (c.unknown) return; // its node does not answer: removed when it does
+
     await removeContainer(await this.o.hosts.docker(c.node), c.id, template.terminationGracePeriodSeconds ?? 30);
     this.health.forget(c.id);
     ctx.log.info({ node: c.node, container: c.name }, 'container removed');
@@ -729,6 +737,20 @@ type ScheduleStatus = NonNullable<NonNullable<Service['status']>['schedule']>;
 
 /** Long-running replicas wanted: none for a scheduled Service, whose runs are one-shot containers. */
 const desiredReplicas = (svc: RO<Service>) => (svc.spec?.schedule ? 0 : (svc.spec?.replicas ?? 1));
+
+/**
+ * Replicas on nodes that could not be asked are not gone: carry them over from the last status
+ * (not ready), so they are replaced only once the node counts as lost, not at the first timeout.
+ */
+function rememberUnreachable(world: ServiceWorld, endpoints: ReadonlyArray<{ node: string; containerName?: string; port: number }>, namespace: string, service: string): void {
+  const pattern = new RegExp(`^${namespace.replace(/[.]/g, '\\.')}\\.(${service}-(\\d+))-(\\d+)$`);
+  for (const e of endpoints) {
+    if (!world.unreachable.has(e.node) || !e.containerName) continue;
+    const m = pattern.exec(e.containerName);
+    if (!m) continue;
+    world.containers.push({ node: e.node, id: '', name: e.containerName, release: m[1]!, role: 'replica', replica: Number(m[3]), state: 'unknown', running: false, created: 0, hostPort: e.port, labels: {}, unknown: true });
+  }
+}
 
 interface ReplicaState {
   placed: number;

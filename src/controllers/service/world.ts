@@ -19,6 +19,8 @@ export interface ObservedContainer {
   /** Host port the service port is published on, when running. */
   hostPort?: number;
   labels: Record<string, string>;
+  /** On a node that could not be asked: known only from the last status, state unknown. */
+  unknown?: boolean;
 }
 
 export interface ServiceWorld {
