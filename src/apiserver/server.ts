@@ -39,6 +39,7 @@ import { Authorizer } from './auth/authorize.js';
 import { ensureBuiltinRoles } from './auth/builtin-roles.js';
 import { RbacState } from './auth/rbac-state.js';
 import { readStaticTokens, type StaticToken } from './auth/tokens.js';
+import { REDACT } from '../util/log-redaction.js';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -48,6 +49,8 @@ export interface ApiServerOptions {
   crdsDir?: string;
   logger?: Logger;
   logLevel?: string;
+  /** Where the built-in logger writes (default stdout); tests read the lines back. */
+  logDestination?: NodeJS.WritableStream;
   bookmarkIntervalMs?: number;
   /** How often etcd history is compacted (to the revision of the previous tick). Defaults to 5 min. */
   compactionIntervalMs?: number;
@@ -86,7 +89,7 @@ export interface ApiServer {
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function createApiServer(options: ApiServerOptions): ApiServer {
-  const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'apiserver' } });
+  const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'apiserver' }, redact: REDACT }, options.logDestination ?? process.stdout);
   const metrics = new ApiMetrics();
   const encryption = secretEncryption(options.encryptionKeyFile);
   if (!encryption.ring) log.warn('no --encryption-key-file: Secrets are stored in etcd unencrypted');

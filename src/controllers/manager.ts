@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
-import type { Node, Release, Service } from '../api/generated/crd-types.js';
+import type { Node, Release, Secret, Service } from '../api/generated/crd-types.js';
 import { DRAIN_ANNOTATION } from '../api/service-contract.js';
 import { ApiClient } from '../client/api-client.js';
 import { EventRecorder } from '../client/event-recorder.js';
@@ -21,6 +21,8 @@ import { Informer, objectKey } from './runtime/informer.js';
 import { LEASE_NAME, LEASE_NAMESPACE, LeaderElector } from './runtime/leader-election.js';
 import { ControllerMetrics } from './runtime/metrics.js';
 import { ServiceController } from './service-controller.js';
+import { referencedSecrets, templateOf } from './service/template.js';
+import { REDACT } from '../util/log-redaction.js';
 
 export interface ManagerOptions {
   server: string;
@@ -32,6 +34,8 @@ export interface ManagerOptions {
   identity?: string;
   logLevel?: string;
   logger?: Logger;
+  /** Where the built-in logger writes (default stdout). */
+  logDestination?: NodeJS.WritableStream;
   heartbeatIntervalMs?: number;
   nodeLossGraceMs?: number;
   resyncMs?: number;
@@ -71,7 +75,7 @@ async function clusterId(client: ApiClient, log: Logger, signal: AbortSignal): P
 }
 
 export async function startControllerManager(options: ManagerOptions): Promise<ControllerManager> {
-  const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'controller-manager' } });
+  const log = options.logger ?? pino({ level: options.logLevel ?? 'info', base: { component: 'controller-manager' }, redact: REDACT }, options.logDestination ?? process.stdout);
   const identity = options.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const client = new ApiClient({ server: options.server, ...(options.token ? { token: options.token } : {}), ...(options.ca ? { ca: options.ca } : {}), userAgent: 'slipway-controller-manager' });
   const metrics = new ControllerMetrics();
@@ -80,6 +84,8 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
   let leading = false;
 
   const services = new Informer<Service>(client, `${API}/services`, log);
+  // Secrets are followed only to notice changes: Services reading a changed Secret roll out again.
+  const secrets = new Informer<Secret>(client, `${API}/secrets`, log);
   const releases = new Informer<Release>(client, `${API}/releases`, log);
   const nodes = new Informer<Node>(client, `${API}/nodes`, log);
   const cluster = await clusterId(client, log, abort.signal);
@@ -125,6 +131,13 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
       if (readyBefore === 'True' && readyNow !== 'True') serviceRunner.enqueueAfter(key, nodeLossGraceMs + 500);
     }
   });
+  secrets.onChange((current, previous) => {
+    const secret = (current ?? previous)!;
+    if (current && previous && current.metadata.resourceVersion === previous.metadata.resourceVersion) return;
+    for (const svc of services.list((s) => s.metadata.namespace === secret.metadata.namespace)) {
+      if (referencedSecrets(templateOf(svc)).includes(secret.metadata.name)) serviceRunner.enqueue(objectKey(svc));
+    }
+  });
   hosts.onContainerEvent((e) => {
     const ns = e.labels['slipway.dev/namespace'];
     const svc = e.labels['slipway.dev/service'];
@@ -159,8 +172,8 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     .run(abort.signal, () => {
       leading = true;
       metrics.leader.set(1);
-      for (const informer of [services, releases, nodes, ...notifications.informers]) informerRuns.push(informer.run(abort.signal));
-      void Promise.all([services.synced, releases.synced, nodes.synced, ...notifications.informers.map((i) => i.synced)]).then(() => {
+      for (const informer of [services, releases, nodes, secrets, ...notifications.informers]) informerRuns.push(informer.run(abort.signal));
+      void Promise.all([services.synced, releases.synced, nodes.synced, secrets.synced, ...notifications.informers.map((i) => i.synced)]).then(() => {
         if (abort.signal.aborted) return;
         log.info('caches synced; starting controllers');
         nodeRunner.start();

@@ -4,6 +4,7 @@
 // is kept at the desired replica count on Ready, schedulable nodes. Every reconcile re-reads Docker
 // and the API, so a reconcile interrupted at any point is finished by the next one.
 
+import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Node, Release, Service } from '../api/generated/crd-types.js';
 import { parseBytes, parseCpus } from '../api/quantity.js';
@@ -24,7 +25,8 @@ import { ensureImageOnNode, inspectImage, isPermanentPullError, resolveImage, ru
 import { stepMigration } from './service/migration.js';
 import { eligibleNodes, placeReplicas, type NodeCandidate } from './service/placement.js';
 import { isDone, stepOf, stepsForReactivation, TERMINAL_PHASES, withStep, type Phase, type Step, type StepName } from './service/release-status.js';
-import { CHANGE_CAUSE_ANNOTATION, configHash, migrateContainerName, releaseName, replicaContainerName, RESTARTED_AT_ANNOTATION, templateOf, type ReleaseTemplate } from './service/template.js';
+import { stableJson } from '../api/stable-json.js';
+import { CHANGE_CAUSE_ANNOTATION, configHash, referencedSecrets, migrateContainerName, releaseName, replicaContainerName, RESTARTED_AT_ANNOTATION, templateOf, type ReleaseTemplate } from './service/template.js';
 import { observeService, type ObservedContainer, type ServiceWorld } from './service/world.js';
 import { registryAuth } from './service/registry-auth.js';
 import { decide, mergeRuns, observeRun, runContainerName, type Run } from './service/scheduled-runs.js';
@@ -92,11 +94,12 @@ export class ServiceController implements Controller {
     const ctx: Ctx = { ...rc, svc, namespace, name, world, releases, latest: new Map(), requeue: this.o.resyncMs };
 
     const template = templateOf(svc);
-    const hash = configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION]);
+    const secretsHash = await this.secretsHash(namespace, template);
+    const hash = configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION], svc.spec?.rolloutOnSecretChange === false ? undefined : secretsHash);
     let active: RO<Release> | undefined = releases.find((r) => r.metadata.name === svc.status?.activeRelease);
     let desired: RO<Release> | undefined = [...releases].reverse().find((r) => r.spec?.configHash === hash);
     if (!desired && !svc.spec?.paused) {
-      desired = await this.createRelease(ctx, template, hash);
+      desired = await this.createRelease(ctx, template, hash, secretsHash, active);
       if (!desired) return { requeueAfterMs: 200 };
     }
 
@@ -128,9 +131,31 @@ export class ServiceController implements Controller {
 
   // ---------------------------------------------------------------- releases
 
-  private async createRelease(ctx: Ctx, template: ReleaseTemplate, hash: string): Promise<RO<Release> | undefined> {
+  /** Hash of the resourceVersions of the Secrets the template reads (undefined when it reads none). */
+  private async secretsHash(namespace: string, template: ReleaseTemplate): Promise<string | undefined> {
+    const names = referencedSecrets(template);
+    if (!names.length) return undefined;
+    const versions = await Promise.all(
+      names.map(async (name) => {
+        try {
+          const secret = await this.o.client.get(`${API}/namespaces/${namespace}/secrets/${encodeURIComponent(name)}`);
+          return `${name}@${secret.metadata.resourceVersion}`;
+        } catch (err) {
+          if (err instanceof ApiRequestError && err.code === 404) return `${name}@absent`;
+          throw err;
+        }
+      }),
+    );
+    return createHash('sha256').update(versions.join('\n')).digest('hex').slice(0, 32);
+  }
+
+  private async createRelease(ctx: Ctx, template: ReleaseTemplate, hash: string, secretsHash: string | undefined, active: RO<Release> | undefined): Promise<RO<Release> | undefined> {
     const revision = Math.max(0, ctx.svc.status?.currentRevision ?? 0, ...ctx.releases.map((r) => r.spec!.revision)) + 1;
-    const cause = ctx.svc.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION] ?? (revision === 1 ? 'Initial' : 'SpecChange');
+    const sameTemplate = active && stableJson(active.spec.template ?? {}) === stableJson(template);
+    const annotated = ctx.svc.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION];
+    const cause =
+      (annotated && annotated !== ctx.svc.status?.consumedChangeCause ? annotated : undefined) ??
+      (revision === 1 ? 'Initial' : sameTemplate && active.spec.secretsHash !== secretsHash ? 'SecretChange' : sameTemplate ? 'RolloutRestart' : 'SpecChange');
     const release = {
       apiVersion: 'slipway.dev/v1alpha1',
       kind: 'Release',
@@ -140,7 +165,7 @@ export class ServiceController implements Controller {
         labels: { 'slipway.dev/service': ctx.name },
         ownerReferences: [{ apiVersion: 'slipway.dev/v1alpha1', kind: 'Service', name: ctx.name, uid: ctx.svc.metadata.uid!, controller: true, blockOwnerDeletion: true }],
       },
-      spec: { service: ctx.name, revision, ...(template.image ? { image: template.image } : {}), configHash: hash, template, cause },
+      spec: { service: ctx.name, revision, ...(template.image ? { image: template.image } : {}), configHash: hash, ...(secretsHash ? { secretsHash } : {}), template, cause },
     };
     try {
       const created = await this.o.client.create<Stored<Release>>(`${API}/namespaces/${ctx.namespace}/releases`, release);
@@ -703,6 +728,8 @@ export class ServiceController implements Controller {
       candidateRelease: latest?.metadata.name ?? null,
       ...(shiftedFrom !== undefined ? { previousRelease: shiftedFrom } : {}),
       ...(schedule ? { schedule } : {}),
+      // The annotation describes the change being rolled out now; later Releases must not inherit it.
+      ...(svc.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION] ? { consumedChangeCause: svc.metadata.annotations[CHANGE_CAUSE_ANNOTATION] } : {}),
     };
     await this.writeServiceStatus(ctx, next);
   }

@@ -1090,6 +1090,8 @@ export interface ServiceStatus {
   previousRelease?: string;
   /** Name of the Release being rolled out; empty when no rollout is in progress. */
   candidateRelease?: string;
+  /** The value of the `slipway.dev/change-cause` annotation that the controller already used for a rollout, so that a stale annotation does not label later Releases. */
+  consumedChangeCause?: string;
   /** Number of containers of the active release that exist. */
   replicas?: number;
   /** Number of containers of the active release that pass their health checks. */

@@ -18,9 +18,19 @@ export function templateOf(service: DeepReadonly<Service>): ReleaseTemplate {
   return template as ReleaseTemplate;
 }
 
-export function configHash(template: ReleaseTemplate, restartedAt?: string): string {
+/** Names of the Secrets a template reads (environment and registry credentials). */
+export function referencedSecrets(template: ReleaseTemplate): string[] {
+  const names = new Set<string>();
+  for (const e of template.env ?? []) if (e.valueFrom?.secretKeyRef?.name) names.add(e.valueFrom.secretKeyRef.name);
+  for (const f of template.envFrom ?? []) names.add(f.secretRef.name);
+  if (template.imagePullSecretRef?.name) names.add(template.imagePullSecretRef.name);
+  return [...names].sort();
+}
+
+/** The template's identity; `secretsHash` (the versions of its Secrets) counts when the Service rolls out on Secret changes. */
+export function configHash(template: ReleaseTemplate, restartedAt?: string, secretsHash?: string): string {
   return createHash('sha256')
-    .update(stableJson({ template, restartedAt: restartedAt ?? '' }))
+    .update(stableJson({ template, restartedAt: restartedAt ?? '', ...(secretsHash ? { secretsHash } : {}) }))
     .digest('hex')
     .slice(0, 32);
 }
