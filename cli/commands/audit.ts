@@ -4,21 +4,10 @@
 import { OUTPUT, type Command } from '../command.js';
 import { CliError } from '../errors.js';
 import { formatRows, toJson, toYaml } from '../printers.js';
+import type { AuditRecord } from '../../src/api/audit.js';
 
 export const AUDIT_EVENTS_PATH = '/apis/slipway.dev/v1alpha1/auditevents';
 
-export interface AuditRecord {
-  time: string;
-  user?: string;
-  verb: string;
-  group?: string;
-  resource?: string;
-  subresource?: string;
-  namespace?: string;
-  name?: string;
-  code: number;
-  sourceIP?: string;
-}
 
 /** TIME USER VERB RESOURCE NAMESPACE NAME CODE SOURCE, one row per record in the given order. */
 export function auditTable(records: readonly AuditRecord[]): string {

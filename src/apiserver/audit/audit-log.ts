@@ -10,27 +10,8 @@ import { join } from 'node:path';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 
-/** One audited request. Never carries a request or response body. */
-export interface AuditRecord {
-  /** When the answer was decided (RFC 3339, UTC, milliseconds). */
-  time: string;
-  requestId?: string;
-  /** The authenticated user; absent when the request was not authenticated. */
-  user?: string;
-  tokenId?: string;
-  sourceIP?: string;
-  verb: string;
-  group?: string;
-  resource?: string;
-  subresource?: string;
-  namespace?: string;
-  name?: string;
-  /** The HTTP status code of the answer (499: the client went away before any answer). */
-  code: number;
-  userAgent?: string;
-  /** Present (true) for `dryRun=All` requests, which changed nothing. */
-  dryRun?: boolean;
-}
+export type { AuditRecord } from '../../api/audit.js';
+import type { AuditRecord } from '../../api/audit.js';
 
 export interface AuditQuery {
   /** Only records at or after this time (ms since the epoch). */
