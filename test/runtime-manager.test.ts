@@ -112,6 +112,8 @@ describe('operator tools against a live manager', () => {
     const s = await waitActive('web', 'web-1');
     const seconds = (Date.now() - started) / 1000;
     assert.ok(seconds < 10, `undo took ${seconds}s`);
+    const events = await p.client.list(nsPath(NS, 'events'));
+    assert.ok(events.items.some((e) => e.reason === 'RolledBack' && e.involvedObject?.name === 'web' && /to web-1/.test(e.message ?? '')), 'a RolledBack Event names the release');
     for (const e of s.status!.endpoints!) assert.equal((await httpGet(`http://${e.host}:${e.port}/`)).body.trim(), 'version=v1');
     const release = await p.client.get<Release>(nsPath(NS, 'releases', 'web-1'));
     assert.equal(release.status?.steps?.find((st) => st.name === 'Migrate')?.result, 'Succeeded', 'the migration is not run again');

@@ -332,6 +332,7 @@ export class ServiceController implements Controller {
     void this.o.events.record(ctx.svc as Service, 'Normal', 'TrafficShifted', `Release ${release.metadata.name} is now active`);
     if (active && active.spec.revision > release.spec.revision) {
       void this.o.events.record(ctx.svc as Service, 'Normal', 'RolledBack', `Rolled back from ${active.metadata.name} to ${release.metadata.name} (revision ${release.spec.revision})`);
+      this.o.metrics.releaseOutcomes.inc({ result: 'rolled_back' });
     }
     return 'shifted';
   }

@@ -37,7 +37,7 @@ export class ControllerMetrics {
   });
   readonly releaseOutcomes = new Counter({
     name: 'slipway_release_outcomes_total',
-    help: 'Finished rollouts, by result (succeeded, failed, superseded).',
+    help: 'Finished rollouts, by result (succeeded, failed, superseded; rolled_back counts successful rollouts to an older revision).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
