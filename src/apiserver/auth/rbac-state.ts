@@ -1,6 +1,6 @@
-// The API server's view of RBAC objects and Tokens, kept current from the object cache, with a
-// fresh read from etcd for the cases where the cache may lag a write made a moment ago (a token
-// just requested, a binding just created): a denial or a miss is confirmed before it is final.
+// The API server's view of RBAC objects, kept current from the object cache, with a fresh read
+// from etcd when the cache may lag a write made a moment ago (a binding just created): a denial is
+// confirmed before it is final. Tokens are always read from etcd, so revocation is immediate.
 
 import type { KubeObject } from '../../api/types.js';
 import type { EtcdStore } from '../../store/etcd-store.js';
@@ -51,7 +51,7 @@ export class RbacState {
   constructor(
     private readonly registry: Registry,
     private readonly store: EtcdStore,
-    private readonly cache: ObjectCache,
+    cache: ObjectCache,
   ) {
     cache.onChange((resource, obj, previous) => {
       if (resource.group !== GROUP || !(KINDS as readonly string[]).includes(resource.plural)) return;
@@ -80,12 +80,14 @@ export class RbacState {
     return maps;
   }
 
-  /** A Token object by id: from the cache, or from etcd when the cache has not seen it. */
+  /**
+   * A Token object by id, read from etcd: a revoked token must stop working at once, even while
+   * the cache still holds it for a few milliseconds.
+   */
   async token(id: string): Promise<KubeObject | null> {
     const resource = this.resource('tokens');
     if (!resource) return null;
-    const key = resourceKey(resource, undefined, id);
-    return this.cache.get(resource, key) ?? (await this.store.get(key));
+    return this.store.get(resourceKey(resource, undefined, id));
   }
 
   private resource(plural: string): Resource | undefined {
