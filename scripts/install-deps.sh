@@ -15,6 +15,11 @@ declare -A PACKAGES=(
   [docker-registry]=docker-registry
   [htpasswd]=apache2-utils
   [openssl]=openssl
+  [/usr/sbin/mariadbd]=mariadb-server
+  [mariadb-dump]=mariadb-client
+  [/usr/lib/postgresql/15/bin/pg_dump]=postgresql
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
