@@ -4,7 +4,7 @@
 // created under mkdir locks and reused.
 
 import { execFile, spawn } from 'node:child_process';
-import { openSync, closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { openSync, closeSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { NodeDockerSpec } from '../../src/docker/docker-host.js';
 import { freePort } from './ports.js';
+import { keyPair, killTree, processAlive } from './processes.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,42 +53,6 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>, timeoutMs = 12
     return await fn();
   } finally {
     await rm(lockDir, { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** pid and all its descendants (from /proc), children first. */
-function processTree(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // the process exited while we looked
-    }
-  }
-  const collect = (p: number): number[] => [...(children.get(p) ?? []).flatMap(collect), p];
-  return collect(pid);
-}
-
-function killTree(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
-  for (const p of processTree(pid)) {
-    try {
-      process.kill(p, signal);
-    } catch {
-      // already gone
-    }
   }
 }
 
@@ -223,13 +188,6 @@ interface SshKeys {
   authorizedKeysFile: string;
 }
 
-async function keyPair(file: string, comment: string): Promise<string> {
-  if (!existsSync(file)) {
-    await rm(`${file}.pub`, { force: true });
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file]);
-  }
-  return (await readFile(`${file}.pub`, 'utf8')).trim();
-}
 
 async function ensureSshKeys(): Promise<SshKeys> {
   const dir = join(NODE2_DIR, 'ssh');

@@ -3,16 +3,15 @@
 // with a generated ed25519 client key. Each call gets its own temp folder (config, keys and a
 // `root` data folder for artifacts). sshd can be stopped and started again on the same port.
 
-import { execFile, spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { freePort } from './ports.js';
+import { keyPair, killTree, processAlive } from './processes.js';
 
-const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface SftpServer {
@@ -39,47 +38,6 @@ const sshdPids = new Set<number>();
 process.on('exit', () => {
   for (const pid of sshdPids) killTree(pid);
 });
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** pid and all its descendants (from /proc), children first. */
-function processTree(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // the process exited while we looked
-    }
-  }
-  const collect = (p: number): number[] => [...(children.get(p) ?? []).flatMap(collect), p];
-  return collect(pid);
-}
-
-function killTree(pid: number): void {
-  for (const p of processTree(pid)) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-async function keyPair(file: string, comment: string): Promise<string> {
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file]);
-  return (await readFile(`${file}.pub`, 'utf8')).trim();
-}
 
 /** Waits until something on the port sends an SSH banner. */
 async function waitForSshBanner(port: number, timeoutMs: number, logFile: string): Promise<void> {
