@@ -13,6 +13,7 @@ const USAGE = `Usage: slipway-controller-manager [options]
   --heartbeat-interval SECONDS  node heartbeat period (SLIPWAY_HEARTBEAT_INTERVAL, default 10)
   --node-loss-grace SECONDS     NotReady time before a node's replicas move (SLIPWAY_NODE_LOSS_GRACE, default 60)
   --resync SECONDS              re-check period of settled services (SLIPWAY_RESYNC, default 15)
+  --alert-interval SECONDS      how often alert rules are evaluated (SLIPWAY_ALERT_INTERVAL, default 30)
   --lease-duration SECONDS      leader lease duration (SLIPWAY_LEASE_DURATION, default 15)
   --renew-deadline SECONDS      give up leadership when not renewed within this (SLIPWAY_RENEW_DEADLINE, default 10)
   --retry-period SECONDS        lease acquire/renew period (SLIPWAY_RETRY_PERIOD, default 2)
@@ -67,6 +68,7 @@ async function main(): Promise<void> {
     heartbeatIntervalMs: seconds(option(flags, 'heartbeat-interval', 'SLIPWAY_HEARTBEAT_INTERVAL', '10'), 'heartbeat-interval'),
     nodeLossGraceMs: seconds(option(flags, 'node-loss-grace', 'SLIPWAY_NODE_LOSS_GRACE', '60'), 'node-loss-grace'),
     resyncMs: seconds(option(flags, 'resync', 'SLIPWAY_RESYNC', '15'), 'resync'),
+    alertIntervalMs: seconds(option(flags, 'alert-interval', 'SLIPWAY_ALERT_INTERVAL', '30'), 'alert-interval'),
     leaseDurationMs: seconds(option(flags, 'lease-duration', 'SLIPWAY_LEASE_DURATION', '15'), 'lease-duration'),
     renewDeadlineMs: seconds(option(flags, 'renew-deadline', 'SLIPWAY_RENEW_DEADLINE', '10'), 'renew-deadline'),
     retryPeriodMs: seconds(option(flags, 'retry-period', 'SLIPWAY_RETRY_PERIOD', '2'), 'retry-period'),
