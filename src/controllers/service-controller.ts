@@ -98,6 +98,9 @@ export class ServiceController implements Controller {
     const hash = configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION], svc.spec?.rolloutOnSecretChange === false ? undefined : secretsHash);
     let active: RO<Release> | undefined = releases.find((r) => r.metadata.name === svc.status?.activeRelease);
     let desired: RO<Release> | undefined = [...releases].reverse().find((r) => r.spec?.configHash === hash);
+    // A release made before Secret versions were tracked still matches its template: an upgrade of
+    // Slipway must not roll out every app.
+    if (!desired && active && !active.spec.secretsHash && active.spec.configHash === configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION])) desired = active;
     if (!desired && !svc.spec?.paused) {
       desired = await this.createRelease(ctx, template, hash, secretsHash, active);
       if (!desired) return { requeueAfterMs: 200 };
