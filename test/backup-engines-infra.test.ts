@@ -1,8 +1,10 @@
 // Infrastructure backup engines against real systems: a Docker volume (files incl. a nested
 // dir, a unicode name, a symlink and a 3 MiB random file) is tarred out through a helper
 // container, the source changed, restored into a NEW volume and compared exactly; empty and
-// missing volumes and existing restore targets fail clearly. A real etcd is snapshotted,
-// changed, restored into a fresh etcd and compared key by key; corrupted snapshots fail.
+// missing volumes and existing restore targets fail clearly; the round trip also runs on a
+// second node through the SSH tunnel. A real etcd (also one with authentication) is
+// snapshotted, changed, restored into a fresh etcd and compared key by key; corrupted
+// snapshots fail clearly.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -19,8 +23,9 @@ import { VolumeEngine, VOLUME_LABEL } from '../src/backup/engines/volume.js';
 import { EtcdEngine, type RestoredEtcd } from '../src/backup/engines/etcd.js';
 import { ToolError, type SpawnObserver } from '../src/backup/engines/engine.js';
 import { volumeName } from '../src/controllers/service/container-spec.js';
-import { buildTestImage, ensureDockerd, TEST_IMAGE } from './helpers/docker.js';
+import { buildTestImage, ensureDockerd, startSecondNode, TEST_IMAGE } from './helpers/docker.js';
 import { startEtcd, type EtcdCluster } from './helpers/etcd.js';
+import { connectDockerHost } from '../src/docker/docker-host.js';
 
 let work: string;
 let docker: Docker;
@@ -52,11 +57,11 @@ after(async () => {
 });
 
 /** Runs a shell script in a throwaway test-image container with `volume` at /data. */
-async function sh(volume: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function sh(volume: string, script: string, on: Docker = docker): Promise<{ code: number; stdout: string; stderr: string }> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const sink = (into: Buffer[]) => new Writable({ write: (c: Buffer, _e, cb) => (into.push(c), cb()) });
-  const container = await docker.createContainer({
+  const container = await on.createContainer({
     Image: TEST_IMAGE,
     Entrypoint: ['sh', '-c'],
     Cmd: [script],
@@ -66,7 +71,7 @@ async function sh(volume: string, script: string): Promise<{ code: number; stdou
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const done = new Promise((r) => (stream.on('end', r), stream.on('close', r)));
-    docker.modem.demuxStream(stream, sink(out), sink(err));
+    on.modem.demuxStream(stream, sink(out), sink(err));
     await container.start();
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
     await done;
@@ -76,8 +81,8 @@ async function sh(volume: string, script: string): Promise<{ code: number; stdou
   }
 }
 
-async function shOk(volume: string, script: string): Promise<string> {
-  const r = await sh(volume, script);
+async function shOk(volume: string, script: string, on: Docker = docker): Promise<string> {
+  const r = await sh(volume, script, on);
   assert.equal(r.code, 0, `script failed (${r.code}): ${r.stderr}`);
   return r.stdout;
 }
@@ -91,8 +96,8 @@ done`;
 
 const UNICODE = 'héllo wörld €✓ 日本語.txt';
 
-async function fill(volume: string): Promise<void> {
-  await docker.createVolume({ Name: volume });
+async function fill(volume: string, on: Docker = docker): Promise<void> {
+  await on.createVolume({ Name: volume });
   await shOk(
     volume,
     `set -e; cd /data
@@ -104,6 +109,7 @@ chmod 600 a.txt
 ln -s nested/deeper/file.txt link
 printf 'hidden\\n' > .hidden
 dd if=/dev/urandom of=nested/big.bin bs=65536 count=48 2>/dev/null`,
+    on,
   );
 }
 
@@ -209,6 +215,35 @@ describe('volume engine', () => {
   });
 });
 
+describe('volume engine over SSH', () => {
+  test('backs up and restores a volume on a remote node through the SSH tunnel', async () => {
+    const t0 = Date.now();
+    const node = await startSecondNode();
+    const host = await connectDockerHost(node.dockerSpec, node.privateKey);
+    const local = node.docker; // the second dockerd's own socket, for setup and checks
+    const src = volumeName('binfra', `s${run}`, 'data');
+    const dst = volumeName('binfra', `s${run}`, 'restored');
+    try {
+      await buildTestImage(local);
+      process.stderr.write(`# second node ready in ${Date.now() - t0} ms\n`);
+      await fill(src, local);
+      const before = await shOk(src, LISTING, local);
+      const engine = new VolumeEngine({ image: TEST_IMAGE });
+      const t1 = Date.now();
+      const { file, bytes } = await dumpToFile((out) => engine.dump({ docker: host.docker, volume: src }, out), 'ssh.tar');
+      await engine.restore({ docker: host.docker, volume: src }, createReadStream(file), { volume: dst });
+      process.stderr.write(`# volume over ssh: ${bytes} bytes dumped and restored in ${Date.now() - t1} ms\n`);
+      assert.equal(await shOk(dst, LISTING, local), before);
+      const left = await local.listContainers({ all: true, filters: { label: ['slipway.dev/role=backup', `${VOLUME_LABEL}=${src}`] } });
+      assert.deepEqual(left, []);
+    } finally {
+      for (const v of [src, dst]) await local.getVolume(v).remove({ force: true }).catch(() => undefined);
+      await host.close();
+      await node.stop();
+    }
+  });
+});
+
 describe('etcd engine', () => {
   let cluster: EtcdCluster;
   let client: Etcd3;
@@ -281,9 +316,64 @@ describe('etcd engine', () => {
     const dead = 'http://127.0.0.1:9';
     const { bytes } = await dumpToFile((out) => engine.dump({ endpoints: [dead, ...cluster.endpoints], user: undefined }, out), 'etcd2.db');
     assert.ok(bytes > 0);
-    const saves = spawned.filter((s) => s.argv.includes('save'));
-    assert.equal(saves.length, 2);
+    const saves = spawned.filter((s) => s.argv.includes('save') || s.argv.includes('health'));
+    assert.deepEqual(saves.map((s) => s.argv.slice(1).join(' ')), ['endpoint health', 'endpoint health', 'snapshot save ' + saves[2]?.argv[3]]);
     for (const s of saves) assert.ok(!s.argv.some((a) => a.includes('127.0.0.1')), `endpoint on argv: ${s.argv.join(' ')}`);
+  });
+
+  test('an etcd with authentication: credentials via env only, wrong password fails without leaking it', async () => {
+    const secured = await startEtcd();
+    const password = `pw-${randomBytes(6).toString('hex')}`;
+    // Only ever against this test's own etcd: the endpoint is set explicitly.
+    const ctl = (...args: string[]) =>
+      promisify(execFile)('etcdctl', args, { env: { ...process.env, ETCDCTL_API: '3', ETCDCTL_ENDPOINTS: secured.endpoints[0]! } });
+    let restoredAuth: RestoredEtcd | undefined;
+    try {
+      await ctl('user', 'add', `root:${password}`);
+      await ctl('role', 'add', 'root');
+      await ctl('user', 'grant-role', 'root', 'root');
+      await ctl('auth', 'enable');
+      const authed = new Etcd3({ hosts: secured.endpoints, auth: { username: 'root', password } });
+      try {
+        await authed.put('/secret/key').value('guarded');
+      } finally {
+        authed.close();
+      }
+      const seen: { argv: string[]; cmdline: string }[] = [];
+      const engine = new EtcdEngine({
+        onSpawn: ({ pid, argv }) => {
+          let cmdline = '';
+          try {
+            cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+          } catch {
+            /* already exited */
+          }
+          seen.push({ argv, cmdline });
+        },
+      });
+      const wrong = `wrong-${randomBytes(6).toString('hex')}`;
+      await assert.rejects(engine.dump({ endpoints: secured.endpoints, user: 'root', password: wrong }, new PassThrough().resume()), (e: Error) => {
+        assert.match(e.message, /authentication failed/);
+        assert.ok(!e.message.includes(wrong), 'error leaks the password');
+        return true;
+      });
+      const { file } = await dumpToFile((out) => engine.dump({ endpoints: secured.endpoints, user: 'root', password }, out), 'etcd-auth.db');
+      assert.ok(seen.length >= 3);
+      for (const s of seen) {
+        assert.ok(!s.argv.join(' ').includes(password) && !s.cmdline.includes(password), `password on a command line: ${s.argv.join(' ')}`);
+      }
+      restoredAuth = await engine.restore({ endpoints: secured.endpoints }, createReadStream(file), {});
+      // The snapshot carries the users and the auth setting.
+      const rc = new Etcd3({ hosts: restoredAuth.endpoints, auth: { username: 'root', password } });
+      try {
+        assert.equal(await rc.get('/secret/key').string(), 'guarded');
+      } finally {
+        rc.close();
+      }
+    } finally {
+      await restoredAuth?.stop();
+      await secured.stop();
+    }
   });
 
   test('unreachable etcd and corrupted or empty snapshots fail clearly', async () => {
@@ -296,8 +386,11 @@ describe('etcd engine', () => {
     for (let i = 4096; i < 4096 + 64 && i < flipped.length; i++) flipped[i] = flipped[i]! ^ 0xff;
     const bad = join(work, 'corrupt.db');
     writeFileSync(bad, flipped);
-    await assert.rejects(engine.restore({ endpoints: cluster.endpoints }, createReadStream(bad), {}), /etcd restore: the snapshot could not be restored: etcdctl exited with code \d+: .*(integrity|hash|invalid|corrupt)/is);
-    await assert.rejects(engine.restore({ endpoints: cluster.endpoints }, Readable.from([randomBytes(8192)]), {}), /etcd restore: the snapshot could not be restored/);
+    await assert.rejects(engine.restore({ endpoints: cluster.endpoints }, createReadStream(bad), {}), /etcd restore: the snapshot could not be restored: the snapshot is corrupt or not an etcd snapshot \(integrity check failed\): etcdctl exited with code 1: Error: expected sha256/);
+    await assert.rejects(engine.restore({ endpoints: cluster.endpoints }, Readable.from([randomBytes(8192)]), {}), (e: Error) => {
+      process.stderr.write(`# garbage etcd snapshot: ${e.message}\n`);
+      return /etcd restore: the snapshot could not be restored: /.test(e.message) && !e.message.includes('"level"');
+    });
     await assert.rejects(engine.restore({ endpoints: cluster.endpoints }, Readable.from([]), {}), /the backup artifact is empty/);
     await assert.rejects(engine.restore({ endpoints: cluster.endpoints }, createReadStream(file), { dataDir: work }), /already exists/);
   });

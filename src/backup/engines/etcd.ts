@@ -52,6 +52,17 @@ export interface RestoredEtcd {
 export interface EtcdEngineOptions extends EngineOptions {
   etcdctlBin?: string;
   etcdBin?: string;
+  /** Time limit for one snapshot download (default 10 min). */
+  snapshotTimeoutMs?: number;
+}
+
+/** etcdctl's stderr without its info-level JSON log lines; names a failed integrity check. */
+function etcdctlError(e: Error): string {
+  const msg = e.message.replace(/\{"level":"(debug|info)"[^\n]*(\n|$)/g, '').trim();
+  if (/expected sha256|missing hash|checksum|invalid database|file size too small|not a valid|unexpected EOF/i.test(msg)) {
+    return `the snapshot is corrupt or not an etcd snapshot (integrity check failed): ${msg}`;
+  }
+  return msg;
 }
 
 async function freeLoopbackPort(): Promise<number> {
@@ -86,7 +97,7 @@ export class EtcdEngine implements BackupEngine<EtcdTarget, EtcdRestoreTarget, R
   }
 
   /** etcdctl environment: API v3, one endpoint, credentials and TLS; inherited ETCDCTL_* blanked. */
-  private env(t: EtcdTarget, endpoint?: string): Record<string, string | undefined> {
+  private env(t: EtcdTarget, endpoint?: string, commandTimeout = '60s'): Record<string, string | undefined> {
     return {
       ETCDCTL_API: '3',
       ETCDCTL_ENDPOINTS: endpoint ?? '',
@@ -97,7 +108,7 @@ export class EtcdEngine implements BackupEngine<EtcdTarget, EtcdRestoreTarget, R
       ETCDCTL_KEY: t.keyFile ?? '',
       ETCDCTL_DISCOVERY_SRV: '',
       ETCDCTL_DIAL_TIMEOUT: '5s',
-      ETCDCTL_COMMAND_TIMEOUT: '60s',
+      ETCDCTL_COMMAND_TIMEOUT: commandTimeout,
     };
   }
 
@@ -118,10 +129,19 @@ export class EtcdEngine implements BackupEngine<EtcdTarget, EtcdRestoreTarget, R
       for (const endpoint of target.endpoints) {
         signal?.throwIfAborted();
         try {
+          // A quick health probe first: the snapshot's own timeout must be long (big databases).
+          await runTool({
+            tool: 'etcdctl',
+            argv: [this.ctl, 'endpoint', 'health'],
+            env: { ...this.env(target, endpoint, '5s'), ETCDCTL_DIAL_TIMEOUT: '3s' },
+            secrets: [target.password],
+            signal,
+            onSpawn: this.options.onSpawn,
+          });
           await runTool({
             tool: 'etcdctl',
             argv: [this.ctl, 'snapshot', 'save', file],
-            env: this.env(target, endpoint),
+            env: this.env(target, endpoint, `${Math.ceil((this.options.snapshotTimeoutMs ?? 600_000) / 1000)}s`),
             secrets: [target.password],
             signal,
             onSpawn: this.options.onSpawn,
@@ -130,7 +150,7 @@ export class EtcdEngine implements BackupEngine<EtcdTarget, EtcdRestoreTarget, R
           break;
         } catch (e) {
           if (signal?.aborted) throw e;
-          failures.push(`${endpoint}: ${(e as Error).message}`);
+          failures.push(`${endpoint}: ${etcdctlError(e as Error)}`);
           await Promise.all([file, `${file}.part`].map((f) => rm(f, { force: true })));
         }
       }
@@ -205,7 +225,7 @@ export class EtcdEngine implements BackupEngine<EtcdTarget, EtcdRestoreTarget, R
       signal,
       onSpawn: this.options.onSpawn,
     }).catch((e: Error) => {
-      throw new Error(`etcd restore: the snapshot could not be restored: ${e.message}`);
+      throw new Error(`etcd restore: the snapshot could not be restored: ${etcdctlError(e)}`);
     });
 
     const argv = [

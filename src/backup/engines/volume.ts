@@ -245,20 +245,21 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
         },
       });
       docker.modem.demuxStream(stream, stdoutSink, stderrSink);
-      const waited = container.wait();
-      waited.catch(() => undefined);
       try {
         await container.start();
       } catch (e) {
         stream.destroy();
         throw new Error(`volume "${volume}": starting the helper container failed: ${dockerMessage(e)}`);
       }
+      // Only after start: waiting on a created container ('not-running') would return at once.
+      const waited = container.wait();
+      waited.catch(() => undefined);
       const streamErr = await ended;
       stdoutSink.end();
       stderrSink.end();
       await Promise.all([once(stdoutSink, 'finish'), once(stderrSink, 'finish')]);
+      if (outError || streamErr) await container.kill().catch(() => undefined);
       if (outError) {
-        await container.kill().catch(() => undefined);
         throw new Error(`volume "${volume}": writing the backup failed: ${outError.message}`);
       }
       const { StatusCode: code } = (await waited) as { StatusCode: number };
@@ -326,14 +327,15 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
         },
       });
       docker.modem.demuxStream(stream, collect, collect);
-      const waited = container.wait();
-      waited.catch(() => undefined);
       try {
         await container.start();
       } catch (e) {
         stream.destroy();
         throw new Error(`volume restore: starting the helper container failed: ${dockerMessage(e)}`);
       }
+      // Only after start: waiting on a created container ('not-running') would return at once.
+      const waited = container.wait();
+      waited.catch(() => undefined);
       let gone = false;
       void ended.then(() => (gone = true));
       let inputError: Error | undefined;
