@@ -5,7 +5,8 @@
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -235,4 +236,16 @@ export async function* nonEmpty(artifact: NodeJS.ReadableStream, what: string): 
 export function sameServer(a: ConnectionTarget, b: ConnectionTarget): boolean {
   const h = (x: string) => (x === 'localhost' || x === '::1' ? '127.0.0.1' : x);
   return h(a.host) === h(b.host) && a.port === b.port;
+}
+
+/** Streams a finished dump file into `out` (respecting backpressure); an empty file is an error. */
+export async function streamDumpFile(file: string, out: NodeJS.WritableStream, emptyMessage: string, signal?: AbortSignal): Promise<number> {
+  const size = await stat(file).then((s) => s.size, () => 0);
+  if (size === 0) throw new Error(emptyMessage);
+  let bytes = 0;
+  for await (const chunk of createReadStream(file, signal ? { signal } : {}) as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (!out.write(chunk)) await once(out as NodeJS.EventEmitter, 'drain');
+  }
+  return bytes;
 }

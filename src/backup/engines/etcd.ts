@@ -5,14 +5,15 @@
 // on free 127.0.0.1 ports serves it; its endpoints and stop() are returned for validation.
 
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { createWriteStream, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import {
+  streamDumpFile,
   nonEmpty,
   privateTempDir,
   runTool,
@@ -155,13 +156,7 @@ export class EtcdEngine implements BackupEngine<EtcdTarget, EtcdRestoreTarget, R
         }
       }
       if (!saved) throw new Error(`etcd snapshot failed on every endpoint:\n${failures.join('\n')}`);
-      const size = await stat(file).then((s) => s.size, () => 0);
-      if (size === 0) throw new Error('etcdctl snapshot save produced an empty file');
-      let bytes = 0;
-      for await (const chunk of createReadStream(file, { signal }) as AsyncIterable<Buffer>) {
-        bytes += chunk.length;
-        if (!out.write(chunk)) await once(out as NodeJS.EventEmitter, 'drain');
-      }
+      const bytes = await streamDumpFile(file, out, 'etcdctl snapshot save produced an empty file', signal);
       return { toolVersion: version, bytes };
     } finally {
       await cleanup();

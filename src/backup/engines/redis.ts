@@ -6,13 +6,13 @@
 // and answers PING, and returns its address and stop().
 
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  streamDumpFile,
   nonEmpty,
   privateTempDir,
   redact,
@@ -117,13 +117,7 @@ export class RedisEngine implements BackupEngine<RedisTarget, RedisRestoreTarget
         signal,
         onSpawn: this.options.onSpawn,
       });
-      const size = await stat(file).then((s) => s.size, () => 0);
-      if (size === 0) throw new Error(`redis-cli --rdb from ${target.host}:${target.port} produced an empty file`);
-      let bytes = 0;
-      for await (const chunk of createReadStream(file, { signal }) as AsyncIterable<Buffer>) {
-        bytes += chunk.length;
-        if (!out.write(chunk)) await once(out as NodeJS.EventEmitter, 'drain');
-      }
+      const bytes = await streamDumpFile(file, out, `redis-cli --rdb from ${target.host}:${target.port} produced an empty file`, signal);
       return { toolVersion: version, bytes };
     } finally {
       await cleanup();
