@@ -249,3 +249,17 @@ export async function streamDumpFile(file: string, out: NodeJS.WritableStream, e
   }
   return bytes;
 }
+
+/**
+ * Where a database restore goes and whether it overwrites its source: a restore names a target
+ * database, and writing over the source needs `overwriteSource`.
+ */
+export function restoreDestination(engine: string, target: ConnectionTarget, into: RestoreTarget, source: string): { server: ConnectionTarget; database: string; overwriting: boolean } {
+  const server = into.server ?? target;
+  if (!into.database) throw new Error(`${engine}: restore needs a target database name`);
+  const overwriting = sameServer(server, target) && into.database === source;
+  if (overwriting && !into.overwriteSource) {
+    throw new Error(`${engine}: refusing to restore into the source database "${source}" (set overwriteSource to allow it)`);
+  }
+  return { server, database: into.database, overwriting };
+}

@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -22,6 +21,7 @@ import {
   type DumpResult,
   type EngineOptions,
 } from './engine.js';
+import { freeLoopbackPort } from '../../util/free-port.js';
 
 export interface EtcdTarget {
   /** Client URLs, e.g. http://127.0.0.1:2379. The snapshot is taken from the first that answers. */
@@ -66,17 +66,6 @@ function etcdctlError(e: Error): string {
   return msg;
 }
 
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function healthy(url: string): Promise<boolean> {
   try {

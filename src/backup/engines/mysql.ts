@@ -10,10 +10,10 @@ import { once } from 'node:events';
 import { Transform, type TransformCallback } from 'node:stream';
 import { join } from 'node:path';
 import {
+  restoreDestination,
   nonEmpty,
   privateTempDir,
   runTool,
-  sameServer,
   toolVersion,
   writeSecretFile,
   type BackupEngine,
@@ -330,12 +330,7 @@ export class MysqlEngine implements BackupEngine<ConnectionTarget, RestoreTarget
 
   async restore(target: ConnectionTarget, artifact: NodeJS.ReadableStream, into: RestoreTarget, signal?: AbortSignal): Promise<void> {
     const source = this.database(target);
-    const server = into.server ?? target;
-    if (!into.database) throw new Error('mysql: restore needs a target database name');
-    const overwriting = sameServer(server, target) && into.database === source;
-    if (overwriting && !into.overwriteSource) {
-      throw new Error(`mysql: refusing to restore into the source database "${source}" (set overwriteSource to allow it)`);
-    }
+    const { server, overwriting } = restoreDestination('mysql', target, into, source);
     const lit = `'${into.database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
     let created = false;
     if (!overwriting) {

@@ -7,9 +7,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  restoreDestination,
   nonEmpty,
   runTool,
-  sameServer,
   toolVersion,
   type BackupEngine,
   type ConnectionTarget,
@@ -105,12 +105,7 @@ export class PostgresEngine implements BackupEngine<ConnectionTarget, RestoreTar
 
   async restore(target: ConnectionTarget, artifact: NodeJS.ReadableStream, into: RestoreTarget, signal?: AbortSignal): Promise<void> {
     const source = this.database(target);
-    const server = into.server ?? target;
-    if (!into.database) throw new Error('postgres: restore needs a target database name');
-    const overwriting = sameServer(server, target) && into.database === source;
-    if (overwriting && !into.overwriteSource) {
-      throw new Error(`postgres: refusing to restore into the source database "${source}" (set overwriteSource to allow it)`);
-    }
+    const { server, overwriting } = restoreDestination('postgres', target, into, source);
     const lit = `'${into.database.replace(/'/g, "''")}'`;
     let created = false;
     if (!overwriting) {

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -23,6 +23,7 @@ import {
   type DumpResult,
   type EngineOptions,
 } from './engine.js';
+import { freeLoopbackPort } from '../../util/free-port.js';
 
 export interface RedisTarget {
   host: string;
@@ -54,17 +55,6 @@ export interface RedisEngineOptions extends EngineOptions {
   serverBin?: string;
 }
 
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function configValue(v: string): string {
   if (/[\r\n\0]/.test(v)) throw new Error('redis: a configuration value contains a line break or NUL byte');
