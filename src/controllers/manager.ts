@@ -83,9 +83,9 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
   const abort = new AbortController();
   let leading = false;
 
-  const services = new Informer<Service>(client, `${API}/services`, log);
-  // Secrets are followed only to notice changes: Services reading a changed Secret roll out again.
+  // Secrets are followed for their versions: Services reading a changed Secret roll out again.
   const secrets = new Informer<Secret>(client, `${API}/secrets`, log);
+  const services = new Informer<Service>(client, `${API}/services`, log);
   const releases = new Informer<Release>(client, `${API}/releases`, log);
   const nodes = new Informer<Node>(client, `${API}/nodes`, log);
   const cluster = await clusterId(client, log, abort.signal);
@@ -94,7 +94,7 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
   const nodeLossGraceMs = options.nodeLossGraceMs ?? 60_000;
   const serviceRunner = new ControllerRunner(
-    new ServiceController({ client, releases, nodes, hosts, events, metrics, nodeLossGraceMs, resyncMs: options.resyncMs ?? 15_000, ...(options.clock ? { clock: options.clock } : {}) }),
+    new ServiceController({ client, releases, nodes, secrets, hosts, events, metrics, nodeLossGraceMs, resyncMs: options.resyncMs ?? 15_000, ...(options.clock ? { clock: options.clock } : {}) }),
     metrics,
     log,
   );

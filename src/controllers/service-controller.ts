@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
-import type { Node, Release, Service } from '../api/generated/crd-types.js';
+import type { Node, Release, Secret, Service } from '../api/generated/crd-types.js';
 import { parseBytes, parseCpus } from '../api/quantity.js';
 import { DRAIN_ANNOTATION } from '../api/service-contract.js';
 import { ApiRequestError, type ApiClient } from '../client/api-client.js';
@@ -38,6 +38,8 @@ export interface ServiceControllerOptions {
   client: ApiClient;
   releases: Informer<Release>;
   nodes: Informer<Node>;
+  /** Followed for the resourceVersions of the Secrets templates read. */
+  secrets: Informer<Secret>;
   hosts: NodeHostAccess;
   events: EventRecorder;
   metrics: ControllerMetrics;
@@ -94,7 +96,7 @@ export class ServiceController implements Controller {
     const ctx: Ctx = { ...rc, svc, namespace, name, world, releases, latest: new Map(), requeue: this.o.resyncMs };
 
     const template = templateOf(svc);
-    const secretsHash = await this.secretsHash(namespace, template);
+    const secretsHash = this.secretsHash(namespace, template);
     const hash = configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION], svc.spec?.rolloutOnSecretChange === false ? undefined : secretsHash);
     let active: RO<Release> | undefined = releases.find((r) => r.metadata.name === svc.status?.activeRelease);
     let desired: RO<Release> | undefined = [...releases].reverse().find((r) => r.spec?.configHash === hash);
@@ -135,22 +137,17 @@ export class ServiceController implements Controller {
   // ---------------------------------------------------------------- releases
 
   /** Hash of the resourceVersions of the Secrets the template reads (undefined when it reads none). */
-  private async secretsHash(namespace: string, template: ReleaseTemplate): Promise<string | undefined> {
+  /**
+   * Hash of the resourceVersions of the Secrets the template reads (undefined when it reads none),
+   * from the Secret informer: a lagging cache only delays the rollout until its event arrives.
+   */
+  private secretsHash(namespace: string, template: ReleaseTemplate): string | undefined {
     const names = referencedSecrets(template);
     if (!names.length) return undefined;
-    const versions = await Promise.all(
-      names.map(async (name) => {
-        try {
-          const secret = await this.o.client.get(`${API}/namespaces/${namespace}/secrets/${encodeURIComponent(name)}`);
-          return `${name}@${secret.metadata.resourceVersion}`;
-        } catch (err) {
-          if (err instanceof ApiRequestError && err.code === 404) return `${name}@absent`;
-          throw err;
-        }
-      }),
-    );
+    const versions = names.map((name) => `${name}@${this.o.secrets.get(`${namespace}/${name}`)?.metadata.resourceVersion ?? 'absent'}`);
     return createHash('sha256').update(versions.join('\n')).digest('hex').slice(0, 32);
   }
+
 
   private async createRelease(ctx: Ctx, template: ReleaseTemplate, hash: string, secretsHash: string | undefined, active: RO<Release> | undefined): Promise<RO<Release> | undefined> {
     const revision = Math.max(0, ctx.svc.status?.currentRevision ?? 0, ...ctx.releases.map((r) => r.spec!.revision)) + 1;
@@ -467,6 +464,8 @@ export class ServiceController implements Controller {
           return keep!;
         } else if (!keep!.running) {
           await startContainer(await this.o.hosts.docker(keep!.node), keep!.id);
+          keep = { ...keep!, running: true };
+          delete keep.hostPort; // a restarted container may publish on another port
           ctx.requeue = Math.min(ctx.requeue, 300);
         }
         await this.probeReplica(ctx, keep!, template, settings, state, isActive);
@@ -480,26 +479,29 @@ export class ServiceController implements Controller {
   }
 
   private async probeReplica(ctx: Ctx, c: ObservedContainer, template: ReleaseTemplate, settings: ReturnType<typeof healthSettings>, state: ReplicaState, isActive: boolean): Promise<void> {
+    // The container list already says whether it runs and on which port; inspect only a container
+    // just created or started here, or when the start period needs its start time.
     let info: Docker.ContainerInspectInfo | undefined;
-    try {
-      info = await (await this.o.hosts.docker(c.node)).getContainer(c.id).inspect();
-    } catch {
-      info = undefined;
+    if (!c.running || !c.hostPort || settings?.startPeriodMs) {
+      try {
+        info = await (await this.o.hosts.docker(c.node)).getContainer(c.id).inspect();
+      } catch {
+        info = undefined;
+      }
     }
-    const port = template.port ?? 3000;
-    const binding = info?.NetworkSettings?.Ports?.[`${port}/tcp`]?.[0];
-    const hostPort = binding?.HostPort ? Number(binding.HostPort) : undefined;
+    const binding = info?.NetworkSettings?.Ports?.[`${template.port ?? 3000}/tcp`]?.[0];
+    const hostPort = info ? (binding?.HostPort ? Number(binding.HostPort) : undefined) : c.hostPort;
     const host = nodeAddress(this.o.nodes.get(c.node));
-    const running = !!info?.State?.Running;
+    const running = info ? !!info.State?.Running : c.running;
     let ready = false;
     if (!running || !hostPort) {
-      this.health.record(c.id, { ok: false, detail: `container ${c.name} is ${info?.State?.Status ?? 'missing'}` });
+      this.health.record(c.id, { ok: false, detail: `container ${c.name} is ${info?.State?.Status ?? c.state}` });
     } else if (!settings) {
       ready = true;
       this.health.record(c.id, { ok: true, detail: 'running (no health check)' });
     } else {
       const result = await probe(host, hostPort, settings.path, settings.timeoutMs);
-      const startedMs = Date.parse(info!.State.StartedAt);
+      const startedMs = Date.parse(info?.State.StartedAt ?? '');
       const inStartPeriod = Number.isFinite(startedMs) && Date.now() - startedMs < settings.startPeriodMs;
       const count = inStartPeriod && !result.ok ? this.health.get(c.id) ?? { successes: 0, failures: 0, lastDetail: result.detail } : this.health.record(c.id, result);
       ready = count.successes >= (isActive ? 1 : settings.successThreshold);

@@ -7,14 +7,13 @@ import { execFile, spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { NodeDockerSpec } from '../../src/docker/docker-host.js';
 import { freePort } from './ports.js';
-import { keyPair, killTree, processAlive } from './processes.js';
+import { keyPair, killTree, processAlive, sshdPids, waitForSshBanner } from './processes.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,10 +135,6 @@ export interface SecondNode {
   stop(): Promise<void>;
 }
 
-const sshdPids = new Set<number>();
-process.on('exit', () => {
-  for (const pid of sshdPids) killTree(pid);
-});
 
 async function ensureBridge(): Promise<void> {
   const exists = await run('ip', ['link', 'show', NODE2_BRIDGE]).then(
@@ -202,28 +197,6 @@ async function ensureSshKeys(): Promise<SshKeys> {
   return { hostKeyFile, hostKey, otherHostKey, privateKey, authorizedKeysFile };
 }
 
-/** Waits until something on the port sends an SSH banner. */
-async function waitForSshBanner(port: number, timeoutMs: number, logFile: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.setTimeout(1000, () => socket.destroy());
-      socket.once('data', (d) => {
-        socket.destroy();
-        resolve(d.toString().startsWith('SSH-'));
-      });
-      socket.once('error', () => resolve(false));
-      socket.once('close', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) {
-      const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new Error(`sshd on 127.0.0.1:${port} did not start within ${timeoutMs} ms; log ${logFile}:\n${log.slice(-2000)}`);
-    }
-    await sleep(50);
-  }
-}
 
 /**
  * Starts (or reuses) the second dockerd and starts an sshd of its own for this caller on a free

@@ -6,11 +6,10 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { keyPair, killTree, processAlive } from './processes.js';
+import { keyPair, killTree, processAlive, sshdPids, waitForSshBanner } from './processes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -34,33 +33,7 @@ export interface SftpServer {
   stop(): Promise<void>;
 }
 
-const sshdPids = new Set<number>();
-process.on('exit', () => {
-  for (const pid of sshdPids) killTree(pid);
-});
 
-/** Waits until something on the port sends an SSH banner. */
-async function waitForSshBanner(port: number, timeoutMs: number, logFile: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.setTimeout(1000, () => socket.destroy());
-      socket.once('data', (d) => {
-        socket.destroy();
-        resolve(d.toString().startsWith('SSH-'));
-      });
-      socket.once('error', () => resolve(false));
-      socket.once('close', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) {
-      const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new Error(`sshd on 127.0.0.1:${port} did not start within ${timeoutMs} ms; log ${logFile}:\n${log.slice(-2000)}`);
-    }
-    await sleep(50);
-  }
-}
 
 export async function startSftpServer(): Promise<SftpServer> {
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });

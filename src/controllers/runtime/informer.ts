@@ -58,10 +58,6 @@ export class Informer<T extends KubeObject, S extends Stored<T> = Stored<T>> {
     return filter ? all.filter(filter) : all;
   }
 
-  get hasSynced(): boolean {
-    return this.hasSyncedOnce;
-  }
-
   /** Runs until the signal aborts. */
   async run(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff(200, 5_000);

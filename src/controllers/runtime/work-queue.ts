@@ -32,7 +32,6 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
-  private started = false;
   private stopped = false;
   private readonly baseBackoffMs: number;
   private readonly maxBackoffMs: number;
@@ -51,7 +50,6 @@ export class WorkQueue {
 
   /** Workers start only once the caches are loaded. */
   start(): void {
-    this.started = true;
     this.queue.start();
   }
 
@@ -84,10 +82,6 @@ export class WorkQueue {
   /** Keys waiting or running: the queue depth metric. */
   get depth(): number {
     return this.queued.size + this.processing.size;
-  }
-
-  get isStarted(): boolean {
-    return this.started;
   }
 
   async shutdown(): Promise<void> {

@@ -43,13 +43,6 @@ export async function probe(host: string, port: number, path: string, timeoutMs:
   }
 }
 
-/** TCP-level check when no health check is configured: the port accepts an HTTP request at all. */
-export async function probeConnect(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {
-  const result = await probe(host, port, '/', timeoutMs);
-  if (result.ok || /answered/.test(result.detail)) return { ok: true, detail: 'port answers' };
-  return result;
-}
-
 export interface HealthCount {
   successes: number;
   failures: number;

@@ -12,15 +12,6 @@ export type Phase = NonNullable<ReleaseStatus['phase']>;
 export const STEP_ORDER: StepName[] = ['Artifact', 'StartCandidate', 'Migrate', 'HealthCheck', 'ShiftTraffic'];
 export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set(['Completed', 'Failed', 'RolledBack']);
 
-/** Phase a release is in while the given step runs. */
-export const PHASE_OF_STEP: Record<StepName, Phase> = {
-  Artifact: 'Queued',
-  StartCandidate: 'ArtifactReady',
-  Migrate: 'Migrating',
-  HealthCheck: 'HealthValidating',
-  ShiftTraffic: 'TrafficShifted',
-};
-
 export function stepOf(release: DeepReadonly<Release> | Release, name: StepName): Step | undefined {
   return release.status?.steps?.find((s) => s.name === name) as Step | undefined;
 }
