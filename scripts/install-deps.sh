@@ -20,6 +20,11 @@ declare -A PACKAGES=(
   [/usr/lib/postgresql/15/bin/pg_dump]=postgresql
   [redis-server]=redis-server
   [redis-cli]=redis-tools
+  [zstd]=zstd
+  [caddy]=caddy
+  [pebble]=pebble
+  [dnsmasq]=dnsmasq
+  [git]=git
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do

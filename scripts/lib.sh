@@ -20,6 +20,13 @@ MANAGER_URL=http://127.0.0.1:$MANAGER_PORT
 CONFIG=${SLIPWAY_CONFIG:-$HOME/.slipway/config}
 # Keys encrypting Secrets at rest (JSON, mode 0600; created by make up, rotated by scripts/new-encryption-key.sh).
 ENCRYPTION_KEY_FILE=$STATE/encryption-key.json
+# The local edge node's Caddy: admin API on loopback only, HTTP and HTTPS ports, state (certificates, Caddy's CA).
+EDGE_ADMIN_ADDRESS=${SLIPWAY_EDGE_ADMIN_ADDRESS:-127.0.0.1:2019}
+EDGE_HTTP_PORT=${SLIPWAY_EDGE_HTTP_PORT:-80}
+EDGE_HTTPS_PORT=${SLIPWAY_EDGE_HTTPS_PORT:-443}
+# Caddy's on-demand TLS ask endpoint, served by the API server on loopback (plain HTTP, no token).
+TLS_ASK_ADDRESS=${SLIPWAY_TLS_ASK_ADDRESS:-127.0.0.1:6442}
+CADDY_DIR=$STATE/caddy
 
 # pid_alive PIDFILE PATTERN: true if the pid file names a live process whose command line matches.
 pid_alive() {

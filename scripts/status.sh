@@ -17,3 +17,4 @@ show() {
 show etcd "$RUN_DIR/etcd.pid" "etcd --name slipway" "$ETCD_URL/health"
 show "API server" "$RUN_DIR/apiserver.pid" "dist/src/apiserver/main.js" "$API_URL/readyz"
 show "controller manager" "$RUN_DIR/controller-manager.pid" "dist/src/controllers/main.js" "$MANAGER_URL/healthz"
+show Caddy "$RUN_DIR/caddy.pid" "caddy run --config $CADDY_DIR/boot.json" "http://$EDGE_ADMIN_ADDRESS/config/"

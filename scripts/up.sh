@@ -54,19 +54,35 @@ ADMIN_TOKEN=$(awk -F, '$2 == "admin" { print $1; exit }' "$TOKEN_FILE")
 api_main=dist/src/apiserver/main.js
 if pid_alive "$RUN_DIR/apiserver.pid" "$api_main" && [ "$RUN_DIR/apiserver.pid" -nt dist/src/apiserver/server.js ] \
   && [ "$RUN_DIR/apiserver.pid" -nt "$PKI_DIR/apiserver.crt" ] && [ "$RUN_DIR/apiserver.pid" -nt "$TOKEN_FILE" ] \
-  && pid_alive "$RUN_DIR/apiserver.pid" "--token-auth-file"; then
+  && pid_alive "$RUN_DIR/apiserver.pid" "--token-auth-file" && pid_alive "$RUN_DIR/apiserver.pid" "--tls-ask-address"; then
   echo "API server already running (pid $(cat "$RUN_DIR/apiserver.pid"))"
 else
   # Not running, or built again or given a new certificate since it started: (re)start it.
   stop_pid "$RUN_DIR/apiserver.pid" "$api_main" "API server (older build)"
   nohup node --enable-source-maps "$ROOT/$api_main" --etcd-servers "$ETCD_URL" --port "$API_PORT" --crds-dir "$ROOT/crds" --audit-dir "$STATE/audit" \
     --tls-cert-file "$PKI_DIR/apiserver.crt" --tls-key-file "$PKI_DIR/apiserver.key" \
-    --encryption-key-file "$ENCRYPTION_KEY_FILE" --token-auth-file "$TOKEN_FILE" \
+    --encryption-key-file "$ENCRYPTION_KEY_FILE" --token-auth-file "$TOKEN_FILE" --tls-ask-address "$TLS_ASK_ADDRESS" \
     >>"$LOG_DIR/apiserver.log" 2>&1 &
   echo $! > "$RUN_DIR/apiserver.pid"
   echo "started API server (pid $!) on $API_URL"
 fi
 wait_http "$API_URL/readyz" 60
+
+# Caddy for the local edge node: started with only its admin listener; the controller manager loads
+# the routes. A Caddy already answering on the admin address (e.g. Debian's caddy.service) is used as is.
+mkdir -p "$CADDY_DIR"
+if pid_alive "$RUN_DIR/caddy.pid" "caddy run --config $CADDY_DIR/boot.json"; then
+  echo "Caddy already running (pid $(cat "$RUN_DIR/caddy.pid"))"
+elif node -e 'fetch(`http://${process.argv[1]}/config/`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$EDGE_ADMIN_ADDRESS"; then
+  echo "a Caddy already answers on $EDGE_ADMIN_ADDRESS; the controller manager will configure it"
+else
+  printf '{"admin":{"listen":"%s"}}\n' "$EDGE_ADMIN_ADDRESS" > "$CADDY_DIR/boot.json"
+  HOME=$CADDY_DIR XDG_DATA_HOME=$CADDY_DIR/data XDG_CONFIG_HOME=$CADDY_DIR/config \
+    nohup caddy run --config "$CADDY_DIR/boot.json" >>"$LOG_DIR/caddy.log" 2>&1 &
+  echo $! > "$RUN_DIR/caddy.pid"
+  echo "started Caddy (pid $!), admin on $EDGE_ADMIN_ADDRESS, serving :$EDGE_HTTP_PORT and :$EDGE_HTTPS_PORT"
+  wait_http "http://$EDGE_ADMIN_ADDRESS/config/" 30
+fi
 
 manager_main=dist/src/controllers/main.js
 if pid_alive "$RUN_DIR/controller-manager.pid" "$manager_main" && [ "$RUN_DIR/controller-manager.pid" -nt dist/src/controllers/manager.js ] \
@@ -75,6 +91,9 @@ if pid_alive "$RUN_DIR/controller-manager.pid" "$manager_main" && [ "$RUN_DIR/co
 else
   stop_pid "$RUN_DIR/controller-manager.pid" "$manager_main" "controller manager (older build)"
   nohup node --enable-source-maps "$ROOT/$manager_main" --server "$API_URL" --ca-file "$CA_FILE" --token-file "$MANAGER_TOKEN_FILE" --port "$MANAGER_PORT" \
+    --data-dir "$STATE/controller-manager" \
+    --edge-admin-address "$EDGE_ADMIN_ADDRESS" --edge-http-port "$EDGE_HTTP_PORT" --edge-https-port "$EDGE_HTTPS_PORT" \
+    --edge-ask-url "http://$TLS_ASK_ADDRESS/tls/ask" \
     >>"$LOG_DIR/controller-manager.log" 2>&1 &
   echo $! > "$RUN_DIR/controller-manager.pid"
   echo "started controller manager (pid $!) on $MANAGER_URL"
@@ -82,6 +101,15 @@ fi
 wait_http "$MANAGER_URL/healthz" 30
 
 "$ROOT/scripts/build-demo-image.sh"
+
+# The example app built from git: manifests/apps/hello-git committed into a local repository
+# (a new commit only when the sources changed).
+HELLO_GIT=$STATE/repos/hello-git
+mkdir -p "$HELLO_GIT"
+[ -d "$HELLO_GIT/.git" ] || git -C "$HELLO_GIT" init -q -b main
+cp "$ROOT/manifests/apps/hello-git/Dockerfile" "$ROOT/manifests/apps/hello-git/server.js" "$HELLO_GIT/"
+git -C "$HELLO_GIT" add -A
+git -C "$HELLO_GIT" diff --cached --quiet || git -C "$HELLO_GIT" -c user.name=slipway -c user.email=slipway@localhost commit -q -m "hello-git from manifests/apps/hello-git"
 
 # CLI config: keep anything the user added, point it at this server and pin its CA.
 mkdir -p "$(dirname "$CONFIG")"
@@ -114,6 +142,7 @@ WRAPPER
 chmod 755 "$bin_dir/slipctl"
 
 "$bin_dir/slipctl" apply -f "$ROOT/manifests/"
+sed "s|@REPO@|$HELLO_GIT|" "$ROOT/manifests/apps/hello-git/service.yaml" | "$bin_dir/slipctl" apply -f -
 
 cat <<SUMMARY
 
@@ -122,6 +151,7 @@ Slipway is running:
   API server  $API_URL    log $LOG_DIR/apiserver.log   CA $CA_FILE
   controllers $MANAGER_URL    log $LOG_DIR/controller-manager.log
   Docker      /var/run/docker.sock (registered as Node local)
+  Caddy       edge on :$EDGE_HTTP_PORT/:$EDGE_HTTPS_PORT, admin $EDGE_ADMIN_ADDRESS, log $LOG_DIR/caddy.log, CA $CADDY_DIR/data/caddy/pki/authorities/local/root.crt
   CLI         $bin_dir/slipctl   config $CONFIG
   Tokens      admin token in $CONFIG (mode 0600); more with: slipctl token create --role deployer -n NS
   Audit log   $STATE/audit (slipctl audit --since 1h)
@@ -134,9 +164,11 @@ Try:
   slipctl rollout status service/web -n shop-prod
   slipctl describe service web -n shop-prod
   slipctl logs service/web -n shop-prod
+  slipctl get releases -n shop-prod -l slipway.dev/service=hello-git   (built from $HELLO_GIT)
   slipctl api-resources
   slipctl explain service.spec.healthCheck
   slipctl auth whoami
+  curl --resolve shop.example.test:$EDGE_HTTPS_PORT:127.0.0.1 --cacert $CADDY_DIR/data/caddy/pki/authorities/local/root.crt https://shop.example.test:$EDGE_HTTPS_PORT/
 
 Stop with: make down
 SUMMARY

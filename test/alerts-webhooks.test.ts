@@ -28,6 +28,9 @@ const local = new Docker({ socketPath: DOCKER_SOCKET });
 
 let p: Platform;
 let manager: ControllerManager;
+/** The managers' schedule clock runs this far ahead (the backup Stale test moves it). */
+let clockSkewMs = 0;
+const clock = () => Date.now() + clockSkewMs;
 let node2: SecondNode;
 /** Receives every webhook of the `everything` Webhook in slipway-system. */
 let main: Receiver;
@@ -130,7 +133,7 @@ before(async () => {
   p = await startPlatform();
   node2 = await startSecondNode();
   await Promise.all([buildTestImage(local), removeContainers(local), removeContainers(node2.docker)]);
-  manager = await startManager(p.api, { alertIntervalMs: ALERT_INTERVAL_MS });
+  manager = await startManager(p.api, { alertIntervalMs: ALERT_INTERVAL_MS, clock });
   for (const ns of [NS, NS_FAIL]) await createNamespace(p.client, ns);
   for (const ns of ['slipway-system', NS]) await createSecret(ns);
   await p.client.create(nsPath('slipway-system', 'secrets'), { apiVersion: 'slipway.dev/v1alpha1', kind: 'Secret', metadata: { name: 'node2-ssh' }, stringData: { 'ssh-privatekey': node2.privateKey } });
@@ -339,12 +342,16 @@ describe('backup alerts and webhook delivery', () => {
     assert.equal(resolved.body.alert?.state, 'Resolved');
   });
 
-  test('a BackupPolicy whose status says Stale fires BackupStale', async () => {
-    await p.client.create(nsPath(NS, 'backuppolicies'), { apiVersion: 'slipway.dev/v1alpha1', kind: 'BackupPolicy', metadata: { name: 'nightly' }, spec: { target: { type: 'etcd' }, schedule: '0 3 * * *', location: 'offsite' } });
-    await p.client.patch(nsPath(NS, 'backuppolicies', 'nightly') + '/status', { status: { conditions: [{ type: 'Stale', status: 'True', reason: 'NoRecentBackup', message: 'no backup succeeded in the last 48h', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
-    const alert = await waitAlert(`builtin-backup-stale.backuppolicy.${NS}.nightly`, 'Firing');
-    assert.match(alert.status?.message ?? '', /stale: no backup succeeded in the last 48h/);
-    await p.client.patch(nsPath(NS, 'backuppolicies', 'nightly') + '/status', { status: { conditions: [{ type: 'Stale', status: 'False', reason: 'RecentBackup', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
+  test('a BackupPolicy the backup controller finds Stale fires BackupStale', async () => {
+    // Suspended, so it never runs: three days on the managers' clock without a success make it stale.
+    await p.client.create(nsPath(NS, 'backuppolicies'), { apiVersion: 'slipway.dev/v1alpha1', kind: 'BackupPolicy', metadata: { name: 'nightly' }, spec: { target: { type: 'etcd', etcd: { endpoints: ['http://127.0.0.1:1'] } }, schedule: '0 3 * * *', location: 'offsite', suspend: true } });
+    clockSkewMs = 3 * 86_400_000;
+    try {
+      const alert = await waitAlert(`builtin-backup-stale.backuppolicy.${NS}.nightly`, 'Firing');
+      assert.match(alert.status?.message ?? '', /stale: no successful backup since the policy was created/);
+    } finally {
+      clockSkewMs = 0;
+    }
     await waitAlert(`builtin-backup-stale.backuppolicy.${NS}.nightly`, 'Resolved');
   });
 });
@@ -389,7 +396,7 @@ describe('at least once', () => {
     await manager.stop();
     const seenWhileDown = durable.requests.length;
     durable.respond = () => 200;
-    manager = await startManager(p.api, { alertIntervalMs: ALERT_INTERVAL_MS });
+    manager = await startManager(p.api, { alertIntervalMs: ALERT_INTERVAL_MS, clock });
     const hook = await waitFor('delivered by the new manager', async () => {
       const w = await getWebhook('slipway-system', 'durable');
       return w.status?.delivered === 1 ? w : undefined;

@@ -43,6 +43,8 @@ describe('apply of manifests/', () => {
       'service.slipway.dev/web created',
       'domain.slipway.dev/acme-shop created',
       'backuppolicy.slipway.dev/shop-db created',
+      'backuplocation.slipway.dev/local created',
+      'backuppolicy.slipway.dev/slipway-etcd created',
     ]);
     const web = await api.client.get(WEB);
     const recorded = JSON.parse(web.metadata.annotations![LAST_APPLIED_ANNOTATION]!);

@@ -8,6 +8,7 @@ import { SELECTOR, type Command, type CommandContext } from '../command.js';
 import { CliError, formatError } from '../errors.js';
 import { parseResourceArgs } from '../object-args.js';
 import { age, formatRows } from '../printers.js';
+import { renderDomainSummary } from '../domain-summary.js';
 import type { Session } from '../session.js';
 
 const LABEL_WIDTH = 14;
@@ -79,6 +80,22 @@ export function renderEventsTable(events: readonly KubeObject[] | string, now: n
   return ['Events:', ...table([['Type', 'Reason', 'Age', 'From', 'Message'], ...rows], 2)];
 }
 
+/** The lines a BackupPolicy page starts with: last success, next run, a stale warning, the last drill. */
+export function backupPolicySummary(obj: KubeObject, now: number): string[] {
+  const st = (obj.status ?? {}) as Record<string, any>;
+  const when = (t: unknown) => (typeof t === 'string' ? `${t} (${Date.parse(t) > now ? `in ${age(new Date(now).toISOString(), Date.parse(t))}` : `${age(t, now)} ago`})` : '<none>');
+  const success = st.lastSuccessfulBackup;
+  const lines = [
+    `${label('Last Success')}${success?.name ? `${success.name} at ${when(success.completionTime)}` : '<none>'}`,
+    `${label('Next Run')}${obj.spec?.suspend ? 'suspended' : when(st.nextScheduleTime)}`,
+  ];
+  const stale = (st.conditions ?? []).find((c: { type?: string }) => c.type === 'Stale');
+  if (stale?.status === 'True') lines.push(`${label('WARNING')}backups are STALE: ${stale.message ?? ''}`);
+  const drill = st.lastDrill;
+  lines.push(`${label('Last Drill')}${drill?.result ? `${drill.result} at ${when(drill.time)}, RTO ${drill.rtoSeconds ?? '?'} s, RPO ${drill.rpoSeconds ?? '?'} s (backup ${drill.backup})` : obj.spec?.restoreDrill ? 'none yet' : 'no restoreDrill configured'}`);
+  return lines;
+}
+
 /** The describe page of one object; `events` is the list, or a note when it could not be read. */
 export function renderDescribe(obj: KubeObject, events: readonly KubeObject[] | string, now: number): string {
   const m = obj.metadata;
@@ -93,6 +110,8 @@ export function renderDescribe(obj: KubeObject, events: readonly KubeObject[] | 
   if (m.finalizers?.length) lines.push(`${label('Finalizers')}${m.finalizers.join(', ')}`);
   if (m.ownerReferences?.length) lines.push(`${label('Owners')}${m.ownerReferences.map((o) => `${o.kind}/${o.name}${o.controller ? ' (controller)' : ''}`).join(', ')}`);
   if (m.generation !== undefined) lines.push(`${label('Generation')}${m.generation}`);
+  if (obj.kind === 'Domain') lines.push(...renderDomainSummary(obj, now));
+  if (obj.kind === 'BackupPolicy') lines.push(...backupPolicySummary(obj, now));
   let conditions: Record<string, unknown>[] = [];
   for (const [key, value] of Object.entries(obj)) {
     if (key === 'apiVersion' || key === 'kind' || key === 'metadata') continue;

@@ -14,6 +14,7 @@ const LOADERS: Record<string, () => Promise<{ command: Command }>> = {
   diff: () => import('./diff.js'),
   wait: () => import('./wait.js'),
   rollout: () => import('./rollout.js'),
+  backup: () => import('./backup.js'),
   logs: () => import('./logs.js'),
   exec: () => import('./exec.js'),
   cordon: () => import('./cordon.js'),

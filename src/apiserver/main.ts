@@ -17,7 +17,9 @@ const USAGE = `Usage: slipway-apiserver [options]
                           re-read on SIGHUP and by slipctl secrets rekey
   --tls-cert-file FILE    PEM serving certificate: serve HTTPS (SLIPWAY_TLS_CERT_FILE; needs --tls-key-file)
   --tls-key-file FILE     PEM private key of --tls-cert-file (SLIPWAY_TLS_KEY_FILE)
-                          Without TLS, plain HTTP is only served on a loopback --bind-address.`;
+                          Without TLS, plain HTTP is only served on a loopback --bind-address.
+  --tls-ask-address HOST:PORT  serve Caddy's on-demand TLS ask endpoint (GET /tls/ask?domain=HOST, plain HTTP,
+                          no token, loopback only) here (SLIPWAY_TLS_ASK_ADDRESS; off when unset)`;
 
 /** `{ [key]: path }` for a given path (an empty value counts as not given). */
 const optionalFile = (value: string, key: 'tlsCertFile' | 'tlsKeyFile' | 'encryptionKeyFile' | 'tokenFile') => (value ? { [key]: resolve(value) } : {});
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
     ...optionalFile(option(flags, 'token-auth-file', 'SLIPWAY_TOKEN_AUTH_FILE', ''), 'tokenFile'),
     ...optionalFile(option(flags, 'tls-cert-file', 'SLIPWAY_TLS_CERT_FILE', ''), 'tlsCertFile'),
     ...optionalFile(option(flags, 'tls-key-file', 'SLIPWAY_TLS_KEY_FILE', ''), 'tlsKeyFile'),
+    ...(option(flags, 'tls-ask-address', 'SLIPWAY_TLS_ASK_ADDRESS', '') ? { tlsAskAddress: option(flags, 'tls-ask-address', 'SLIPWAY_TLS_ASK_ADDRESS', '') } : {}),
   });
   const shutdown = async (signal: string) => {
     server.log.info({ signal }, 'shutting down');

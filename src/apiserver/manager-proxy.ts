@@ -21,6 +21,8 @@ export const MAX_EXEC_ARGS = 256;
 const PREFIX = `/apis/${GROUP}/${VERSION}/namespaces/:ns/services/:name`;
 export const LOG_PATH = `${PREFIX}/log`;
 export const EXEC_PATH = `${PREFIX}/exec`;
+/** The build log of a Release made from git. */
+export const RELEASE_LOG_PATH = `/apis/${GROUP}/${VERSION}/namespaces/:ns/releases/:name/log`;
 
 /** The query parameters of the log endpoint, checked here and forwarded as given. */
 const LOG_PARAMS: Record<string, (v: string) => boolean> = {
@@ -38,7 +40,7 @@ const LOG_PARAM_HELP: Record<string, string> = {
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-const SUBRESOURCE = new RegExp(`^/apis/${GROUP.replace('.', '\\.')}/${VERSION}/namespaces/[^/]+/services/[^/]+/(log|exec)/?$`);
+const SUBRESOURCE = new RegExp(`^/apis/${GROUP.replace('.', '\\.')}/${VERSION}/namespaces/[^/]+/(?:services|releases)/[^/]+/(log|exec)/?$`);
 
 /** Whether a request may stay open for long, like a watch (`log?follow=true`, any exec). */
 export function isLongRunning(path: string, query: Record<string, unknown>): boolean {
@@ -93,6 +95,11 @@ export class ManagerProxy {
       check();
       if (ctx.method !== 'GET') throw methodNotAllowed(ctx.method, ctx.path);
       await this.log(ctx);
+    });
+    router.all(RELEASE_LOG_PATH, async (ctx) => {
+      check();
+      if (ctx.method !== 'GET') throw methodNotAllowed(ctx.method, ctx.path);
+      await this.releaseLog(ctx);
     });
     router.all(EXEC_PATH, async (ctx) => {
       check();
@@ -153,6 +160,20 @@ export class ManagerProxy {
     }
     const qs = query.toString();
     await this.forward(ctx, 'GET', `/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}/log${qs ? `?${qs}` : ''}`);
+  }
+
+  /** `releases/{name}/log[?follow=true]`: the Release's build log, from the controller manager. */
+  private async releaseLog(ctx: RouterContext): Promise<void> {
+    const { ns, name } = ctx.params as { ns: string; name: string };
+    for (const [what, v] of [['namespace', ns], ['release name', name]] as const) {
+      if (!NAME.test(v) || v.length > 253) throw badRequest(`invalid ${what} in URL path: ${JSON.stringify(v.slice(0, 80))}`);
+    }
+    await requirePermission(ctx, { verb: 'get', resource: 'releases/log', namespace: ns, name });
+    await this.objects.get(this.scope('releases', ns), name);
+    ctx.state.request = { verb: 'get', group: GROUP, version: VERSION, resource: 'releases', namespace: ns, name };
+    const follow = ctx.query.follow;
+    if (follow !== undefined && follow !== 'true' && follow !== 'false') throw badRequest('query parameter follow must be true or false');
+    await this.forward(ctx, 'GET', `/v1/namespaces/${encodeURIComponent(ns)}/releases/${encodeURIComponent(name)}/log${follow === 'true' ? '?follow=true' : ''}`);
   }
 
   private async exec(ctx: RouterContext): Promise<void> {

@@ -18,8 +18,10 @@ import { crdResource, resourceFromCrd } from './crd.js';
 import { ApiError, internal, pathNotFound, tooManyRequests, unavailable } from './errors.js';
 import { answerMalformedRequests, answerPlainHttpOnTls } from './http-guards.js';
 import { GarbageCollector } from './garbage-collector.js';
+import { gitHooks } from './git-hooks.js';
 import { isLongRunning, ManagerProxy } from './manager-proxy.js';
 import { ObjectCache } from './object-cache.js';
+import { DomainHostIndex, startTlsAskServer, type TlsAskServer } from './tls-ask.js';
 import { ApiMetrics } from './metrics.js';
 import { ObjectService, type NamespaceLookup } from './objects.js';
 import { ResourceRoutes, type RequestInfo } from './resource-routes.js';
@@ -70,6 +72,8 @@ export interface ApiServerOptions {
   /** Size at which audit.log is rotated (default 10 MiB) and rotated files kept (default 10). */
   auditMaxBytes?: number;
   auditMaxFiles?: number;
+  /** `host:port` (loopback only) of the plain-HTTP on-demand TLS ask endpoint for Caddy; off when unset. */
+  tlsAskAddress?: string;
 }
 
 export interface ApiServer {
@@ -83,6 +87,8 @@ export interface ApiServer {
   listen(port?: number, host?: string): Promise<string>;
   /** Re-reads the encryption key file (SIGHUP); failures are logged and the old keys kept. */
   reloadEncryptionKeys(): void;
+  /** URL of the on-demand TLS ask endpoint once listening with tlsAskAddress (`http://127.0.0.1:P/tls/ask`). */
+  readonly tlsAskUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -128,6 +134,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const managerProxy = new ManagerProxy(registry, objects);
   const cache: ObjectCache = new ObjectCache(registry, store, hub, (err) => log.warn({ err: String(err) }, 'cannot follow a resource'));
   const rbac = new RbacState(registry, store, cache);
+  const domainHosts = new DomainHostIndex(cache);
+  let tlsAsk: TlsAskServer | undefined;
   const authorizer = new Authorizer(rbac);
   const staticTokens = [...(options.tokens ?? []), ...(options.tokenFile ? readStaticTokens(options.tokenFile) : [])];
   if (!staticTokens.length) log.warn('no static tokens (--token-auth-file): only requested Tokens can use this API server');
@@ -250,6 +258,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     if (!ready) throw unavailable('the API server is starting');
     await routes.handle(ctx);
   });
+  // Push webhooks from git hosts authenticate by HMAC signature, not by bearer token.
+  app.use(gitHooks(registry, objects, () => ready));
   // Every request but health and version carries a bearer token (401 otherwise); routes authorize.
   app.use(authenticate(authenticator, authorizer));
   app.use(router.routes());
@@ -300,6 +310,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
         server!.listen(port, host, () => resolve());
       });
       await initialise();
+      if (options.tlsAskAddress) {
+        tlsAsk = await startTlsAskServer(domainHosts, options.tlsAskAddress, log.child({ component: 'tls-ask' }));
+        log.info({ url: tlsAsk.url }, 'TLS ask endpoint listening');
+      }
       const address = server.address() as AddressInfo;
       const hostText = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       const url = `${scheme}://${hostText}:${address.port}`;
@@ -307,8 +321,12 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       return url;
     },
     reloadEncryptionKeys: () => reloadKeys(encryption, log),
+    get tlsAskUrl() {
+      return tlsAsk?.url;
+    },
     async close() {
       ready = false;
+      await tlsAsk?.close();
       gc.stop();
       cache.stop();
       compactor.stop();

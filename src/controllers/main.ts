@@ -1,8 +1,12 @@
 // `slipway-controller-manager`: the controllers' process. Options come from flags or environment.
 
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { option, parseFlags } from '../util/flags.js';
 import { startControllerManager } from './manager.js';
+import { EDGE_USAGE, edgeOptionsFromFlags } from './edge.js';
+import { DOMAIN_USAGE, domainOptionsFromFlags } from '../domains/settings.js';
 
 const USAGE = `Usage: slipway-controller-manager [options]
   --server URL                  API server (SLIPWAY_SERVER, default http://127.0.0.1:6440)
@@ -17,7 +21,10 @@ const USAGE = `Usage: slipway-controller-manager [options]
   --lease-duration SECONDS      leader lease duration (SLIPWAY_LEASE_DURATION, default 15)
   --renew-deadline SECONDS      give up leadership when not renewed within this (SLIPWAY_RENEW_DEADLINE, default 10)
   --retry-period SECONDS        lease acquire/renew period (SLIPWAY_RETRY_PERIOD, default 2)
-  --log-level LEVEL             pino log level (SLIPWAY_LOG_LEVEL, default info)`;
+  --data-dir DIR                 directory of build logs (SLIPWAY_MANAGER_DATA_DIR, default ~/.slipway/controller-manager)
+  --log-level LEVEL             pino log level (SLIPWAY_LOG_LEVEL, default info)
+${EDGE_USAGE}
+${DOMAIN_USAGE}`;
 
 /** The PEM text of --ca-file, if given; a clear error when it cannot be read. */
 function readCaFile(path: string): { ca: string } | Record<string, never> {
@@ -73,6 +80,9 @@ async function main(): Promise<void> {
     renewDeadlineMs: seconds(option(flags, 'renew-deadline', 'SLIPWAY_RENEW_DEADLINE', '10'), 'renew-deadline'),
     retryPeriodMs: seconds(option(flags, 'retry-period', 'SLIPWAY_RETRY_PERIOD', '2'), 'retry-period'),
     logLevel: option(flags, 'log-level', 'SLIPWAY_LOG_LEVEL', 'info'),
+    edge: edgeOptionsFromFlags(flags),
+    domains: domainOptionsFromFlags(flags),
+    dataDir: option(flags, 'data-dir', 'SLIPWAY_MANAGER_DATA_DIR', join(homedir(), '.slipway', 'controller-manager')),
   });
   const shutdown = async (signal: string) => {
     manager.log.info({ signal }, 'shutting down');

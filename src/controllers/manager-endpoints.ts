@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type Docker from 'dockerode';
-import type { Node, Service } from '../api/generated/crd-types.js';
+import type { Node, Release, Service } from '../api/generated/crd-types.js';
 import { ApiRequestError, type ApiClient } from '../client/api-client.js';
 import { streamExec, streamLogs, type LogSource } from './container-streams.js';
 import type { NodeHostAccess } from './node-hosts.js';
@@ -13,12 +13,14 @@ import type { Informer } from './runtime/informer.js';
 import type { ControllerMetrics } from './runtime/metrics.js';
 import { LABEL_RELEASE, LABEL_ROLE } from './service/container-spec.js';
 import { serviceFilters, toObserved } from './service/world.js';
+import type { BuildLogs } from '../build/build-log.js';
 
 export interface EndpointOptions {
   client: ApiClient;
   nodes: Informer<Node>;
   hosts: NodeHostAccess;
   metrics: ControllerMetrics;
+  buildLogs: BuildLogs;
   isLeader: () => boolean;
 }
 
@@ -87,6 +89,21 @@ export function createEndpoints(o: EndpointOptions): Koa {
     ctx.type = 'text/plain; charset=utf-8';
     ctx.body = out;
     void streamLogs(sources, { follow: q.follow === 'true', timestamps: q.timestamps === 'true', ...(tail !== undefined ? { tail } : {}) }, out, abort.signal).catch((err: Error) => out.end(`error: ${err.message}\n`));
+  });
+
+  // The build log of a Release made from git, kept in the data directory by release uid.
+  router.get('/v1/namespaces/:ns/releases/:name/log', async (ctx) => {
+    if (!o.isLeader()) throw new HttpError(503, 'ServiceUnavailable', 'this controller manager is not the leader');
+    const release = await o.client.get<Release>(`/apis/slipway.dev/v1alpha1/namespaces/${ctx.params.ns}/releases/${ctx.params.name}`);
+    const uid = release.metadata.uid!;
+    if (!release.spec?.source) throw new HttpError(404, 'NotFound', `release ${ctx.params.name} was not built from git (it has no build log)`);
+    if (!(await o.buildLogs.exists(uid))) throw new HttpError(404, 'NotFound', release.status?.build?.reused ? `release ${ctx.params.name} reused an image built earlier: it has no build log of its own` : `release ${ctx.params.name} has no build log (yet)`);
+    const out = new PassThrough();
+    const abort = new AbortController();
+    ctx.req.on('close', () => abort.abort());
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.body = out;
+    void o.buildLogs.stream(uid, out, (ctx.query as Record<string, string>).follow === 'true', abort.signal).catch((err: Error) => out.end(`error: ${err.message}\n`));
   });
 
   router.post('/v1/namespaces/:ns/services/:name/exec', async (ctx) => {

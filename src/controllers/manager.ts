@@ -2,6 +2,7 @@
 // manager's HTTP endpoints. Only the leader runs controllers; the others wait for the Lease. Event
 // handlers here only map changes to keys.
 
+import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,10 @@ import { createEndpoints } from './manager-endpoints.js';
 import { NodeController } from './node-controller.js';
 import { NodeHosts } from './node-hosts.js';
 import { createNotificationControllers } from './notifications.js';
+import { createBackupControllers } from './backups.js';
+import { createEdgeControllers, type EdgeOptions } from './edge.js';
+import { createDomainControllers } from './domains.js';
+import type { DomainOptions } from '../domains/settings.js';
 import { ControllerRunner } from './runtime/controller.js';
 import { getCondition, type Condition } from './runtime/conditions.js';
 import { Informer, objectKey } from './runtime/informer.js';
@@ -23,6 +28,10 @@ import { ControllerMetrics } from './runtime/metrics.js';
 import { ServiceController } from './service-controller.js';
 import { referencedSecrets, templateOf } from './service/template.js';
 import { REDACT } from '../util/log-redaction.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BuildLogs } from '../build/build-log.js';
+import { Builder } from '../build/builder.js';
 
 export interface ManagerOptions {
   server: string;
@@ -46,6 +55,12 @@ export interface ManagerOptions {
   clock?: () => number;
   /** How often every AlertRule is evaluated (also on changes). Defaults to 30 s. */
   alertIntervalMs?: number;
+  /** Directory for the manager's files (build logs). Defaults to <tmpdir>/slipway-controller-manager. */
+  dataDir?: string;
+  /** The Caddy edge: ACME issuer, on-demand ask URL, ports, admin address, resync. Unset: no edge controller runs. */
+  edge?: EdgeOptions;
+  /** Customer domains: DNS resolvers, the edge's probe address and DNS targets, trusted roots, check and backoff timings. */
+  domains?: DomainOptions;
   /** Called when leadership is lost; the process should exit (as Kubernetes' managers do). */
   onLostLeadership?: () => void;
 }
@@ -81,6 +96,8 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
   const metrics = new ControllerMetrics();
   const events = new EventRecorder(client, { component: 'slipway-controller-manager', host: hostname() });
   const abort = new AbortController();
+  // Every informer's watch listens on this one signal.
+  setMaxListeners(100, abort.signal);
   let leading = false;
 
   // Secrets are followed for their versions: Services reading a changed Secret roll out again.
@@ -93,8 +110,10 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
 
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
   const nodeLossGraceMs = options.nodeLossGraceMs ?? 60_000;
-  const serviceRunner = new ControllerRunner(
-    new ServiceController({ client, releases, nodes, secrets, hosts, events, metrics, nodeLossGraceMs, resyncMs: options.resyncMs ?? 15_000, ...(options.clock ? { clock: options.clock } : {}) }),
+  const buildLogs = new BuildLogs(options.dataDir ?? join(tmpdir(), 'slipway-controller-manager'));
+  const builder = new Builder(buildLogs);
+  const serviceRunner: ControllerRunner = new ControllerRunner(
+    new ServiceController({ client, releases, nodes, secrets, hosts, events, metrics, nodeLossGraceMs, resyncMs: options.resyncMs ?? 15_000, ...(options.clock ? { clock: options.clock } : {}), builder, buildLogs, enqueue: (key) => serviceRunner.enqueue(key) }),
     metrics,
     log,
   );
@@ -104,6 +123,9 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     log,
   );
 
+  const edge = createEdgeControllers({ client, log, metrics, events, nodes, services, hosts, ...(options.edge ? { edge: options.edge } : {}) });
+  const domainControllers = createDomainControllers({ client, log, metrics, events, domains: edge.domains, services, clusterId: cluster, options: { ...(options.edge?.httpsPort ? { edgeProbeAddress: `127.0.0.1:${options.edge.httpsPort}` } : {}), ...options.domains } });
+  const backups = createBackupControllers({ client, log, metrics, events, hosts, identity, heartbeatMs: heartbeatIntervalMs, resyncMs: options.resyncMs ?? 15_000, ...(options.clock ? { clock: options.clock } : {}) });
   const notifications = createNotificationControllers({ client, log, metrics, events, nodes, releases, ...(options.alertIntervalMs ? { alertIntervalMs: options.alertIntervalMs } : {}) });
 
   services.onChange((current, previous) => serviceRunner.enqueue(objectKey((current ?? previous)!)));
@@ -144,7 +166,7 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     if (ns && svc && ['die', 'start', 'destroy', 'oom', 'stop', 'kill', 'pause', 'unpause'].includes(e.action)) serviceRunner.enqueue(`${ns}/${svc}`);
   });
 
-  const app = createEndpoints({ client, nodes, hosts, metrics, isLeader: () => leading });
+  const app = createEndpoints({ client, nodes, hosts, metrics, buildLogs, isLeader: () => leading });
   const server: Server = createServer(app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -172,13 +194,16 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     .run(abort.signal, () => {
       leading = true;
       metrics.leader.set(1);
-      for (const informer of [services, releases, nodes, secrets, ...notifications.informers]) informerRuns.push(informer.run(abort.signal));
-      void Promise.all([services.synced, releases.synced, nodes.synced, secrets.synced, ...notifications.informers.map((i) => i.synced)]).then(() => {
+      for (const informer of [services, releases, nodes, secrets, ...notifications.informers, ...edge.informers, ...backups.informers]) informerRuns.push(informer.run(abort.signal));
+      void Promise.all([services.synced, releases.synced, nodes.synced, secrets.synced, ...notifications.informers.map((i) => i.synced), ...edge.informers.map((i) => i.synced), ...backups.informers.map((i) => i.synced)]).then(() => {
         if (abort.signal.aborted) return;
         log.info('caches synced; starting controllers');
         nodeRunner.start();
         serviceRunner.start();
         notifications.start();
+        backups.start();
+        edge.start();
+        domainControllers.start();
       });
     })
     .then((outcome) => {
@@ -194,7 +219,8 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     isLeader: () => leading,
     async stop() {
       abort.abort();
-      await Promise.allSettled([serviceRunner.shutdown(), nodeRunner.shutdown(), notifications.shutdown()]);
+      builder.cancelAll();
+      await Promise.allSettled([serviceRunner.shutdown(), nodeRunner.shutdown(), notifications.shutdown(), edge.shutdown(), domainControllers.shutdown(), backups.shutdown()]);
       await election;
       await Promise.allSettled(informerRuns);
       await hosts.close();

@@ -4,9 +4,11 @@
 // stream per connected node so that a container dying becomes a reconcile at once.
 
 import type Docker from 'dockerode';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Node, NodeSpec, Secret } from '../api/generated/crd-types.js';
 import type { ApiClient } from '../client/api-client.js';
+import type { DockerHost } from '../docker/docker-host.js';
 import { DockerHosts } from '../docker/docker-hosts.js';
 import { watchContainerEvents } from '../docker/docker-events.js';
 import type { DeepReadonly, Informer, Stored } from './runtime/informer.js';
@@ -42,13 +44,24 @@ export class NodeHosts implements NodeHostAccess {
   }
 
   async docker(nodeName: string): Promise<Docker> {
+    return (await this.connection(nodeName)).docker;
+  }
+
+  /** A TCP connection made by the (ssh) node to `host:port` on its side, over its SSH connection. */
+  async openTcp(nodeName: string, host: string, port: number): Promise<Duplex> {
+    const connection = await this.connection(nodeName);
+    if (!connection.openTcp) throw new Error(`node ${nodeName} has no SSH connection to open ${host}:${port} through`);
+    return connection.openTcp(host, port);
+  }
+
+  private async connection(nodeName: string): Promise<DockerHost> {
     const node = this.nodes.get(nodeName);
     if (!node) throw new Error(`node ${JSON.stringify(nodeName)} does not exist`);
     const spec = node.spec.docker;
     const privateKey = spec.ssh ? await this.privateKey(node) : undefined;
     const host = await this.pool.get(nodeName, structuredClone(spec) as NodeSpec['docker'], privateKey);
     this.ensureEventStream(nodeName, host.docker);
-    return host.docker;
+    return host;
   }
 
   /** Forgets a node that was deleted. */

@@ -30,6 +30,12 @@ import { CHANGE_CAUSE_ANNOTATION, configHash, referencedSecrets, migrateContaine
 import { observeService, type ObservedContainer, type ServiceWorld } from './service/world.js';
 import { registryAuth } from './service/registry-auth.js';
 import { decide, mergeRuns, observeRun, runContainerName, type Run } from './service/scheduled-runs.js';
+import { chooseBuildNode, findBuiltImage, gitCredentials, sourceKey, type BuildSpec } from './service/build-source.js';
+import { buildKey, buildTag } from '../build/build-identity.js';
+import type { BuildLogs } from '../build/build-log.js';
+import type { Builder } from '../build/builder.js';
+import { isFullSha, resolveRef } from '../build/git.js';
+import { pushImage, repoDigestIn } from '../build/registry-push.js';
 
 const API = '/apis/slipway.dev/v1alpha1';
 const ARTIFACT_ATTEMPTS = 3;
@@ -49,6 +55,11 @@ export interface ServiceControllerOptions {
   resyncMs: number;
   /** The time scheduled runs are due by; tests move it forward. Defaults to Date.now. */
   clock?: () => number;
+  /** Runs builds of Services made from git (spec.build). */
+  builder: Builder;
+  buildLogs: BuildLogs;
+  /** Asks for a reconcile of `namespace/name` (a build ended). */
+  enqueue: (key: string) => void;
 }
 
 type RO<T extends Release | Service | Node> = DeepReadonly<Stored<T>>;
@@ -63,6 +74,8 @@ interface Ctx extends ReconcileContext {
   latest: Map<string, RO<Release>>;
   /** Earliest time a later look is needed, ms from now. */
   requeue: number;
+  /** Why spec.build.ref could not be resolved to a commit, if it could not. */
+  sourceProblem?: string;
 }
 
 export class ServiceController implements Controller {
@@ -97,14 +110,17 @@ export class ServiceController implements Controller {
 
     const template = templateOf(svc);
     const secretsHash = this.secretsHash(namespace, template);
-    const hash = configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION], svc.spec?.rolloutOnSecretChange === false ? undefined : secretsHash);
+    // A Service built from git: its release is made from the commit the ref names now.
+    const commit = template.build ? await this.resolveSource(ctx, template.build) : undefined;
+    const hashed = template.build && commit ? { ...template, build: { ...template.build, commit } } : template;
+    const hash = configHash(hashed, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION], svc.spec?.rolloutOnSecretChange === false ? undefined : secretsHash);
     let active: RO<Release> | undefined = releases.find((r) => r.metadata.name === svc.status?.activeRelease);
     let desired: RO<Release> | undefined = [...releases].reverse().find((r) => r.spec?.configHash === hash);
     // A release made before Secret versions were tracked still matches its template: an upgrade of
     // Slipway must not roll out every app.
     if (!desired && active && !active.spec.secretsHash && active.spec.configHash === configHash(template, svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION])) desired = active;
-    if (!desired && !svc.spec?.paused) {
-      desired = await this.createRelease(ctx, template, hash, secretsHash, active);
+    if (!desired && !svc.spec?.paused && (!template.build || commit)) {
+      desired = await this.createRelease(ctx, template, hash, secretsHash, active, commit);
       if (!desired) return { requeueAfterMs: 200 };
     }
 
@@ -149,7 +165,38 @@ export class ServiceController implements Controller {
   }
 
 
-  private async createRelease(ctx: Ctx, template: ReleaseTemplate, hash: string, secretsHash: string | undefined, active: RO<Release> | undefined): Promise<RO<Release> | undefined> {
+  /**
+   * The commit spec.build.ref names, from status.build when it was resolved for the same git URL,
+   * ref and restart (and the poll interval has not passed), else from the repository. Undefined,
+   * with ctx.sourceProblem set, when it cannot be resolved and nothing was resolved before.
+   */
+  private async resolveSource(ctx: Ctx, build: DeepReadonly<BuildSpec>): Promise<string | undefined> {
+    const known = ctx.svc.status?.build;
+    const key = sourceKey(build, ctx.svc.metadata.annotations?.[RESTARTED_AT_ANNOTATION]);
+    const pollMs = build.poll && !isFullSha(build.ref) ? parseDuration(build.poll) : undefined;
+    const lastPoll = Date.parse(known?.lastPollTime ?? '') || 0;
+    const current = known?.source === key ? known.commit : undefined;
+    if (current && (pollMs === undefined || Date.now() - lastPoll < pollMs)) {
+      if (pollMs !== undefined) ctx.requeue = Math.min(ctx.requeue, Math.max(100, lastPoll + pollMs - Date.now()));
+      return current;
+    }
+    try {
+      const commit = await resolveRef(build.git, build.ref, await gitCredentials(this.o.client, ctx.namespace, build));
+      if (commit !== current) ctx.log.info({ ref: build.ref, commit }, 'git ref resolved');
+      await this.patchServiceStatus(ctx, { build: { commit, source: key, lastPollTime: nowIso() } });
+      if (pollMs !== undefined) ctx.requeue = Math.min(ctx.requeue, pollMs);
+      return commit;
+    } catch (err) {
+      const problem = `cannot resolve spec.build.ref ${JSON.stringify(build.ref)}: ${(err as Error).message}`;
+      if (!current) ctx.sourceProblem = problem;
+      ctx.log.warn({ err: problem }, 'git ref not resolved');
+      ctx.requeue = Math.min(ctx.requeue, Math.min(pollMs ?? 10_000, 10_000));
+      // A failed poll keeps the commit already resolved for this ref.
+      return current;
+    }
+  }
+
+  private async createRelease(ctx: Ctx, template: ReleaseTemplate, hash: string, secretsHash: string | undefined, active: RO<Release> | undefined, commit?: string): Promise<RO<Release> | undefined> {
     const revision = Math.max(0, ctx.svc.status?.currentRevision ?? 0, ...ctx.releases.map((r) => r.spec!.revision)) + 1;
     const sameTemplate = active && stableJson(active.spec.template ?? {}) === stableJson(template);
     const annotated = ctx.svc.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION];
@@ -165,7 +212,16 @@ export class ServiceController implements Controller {
         labels: { 'slipway.dev/service': ctx.name },
         ownerReferences: [{ apiVersion: 'slipway.dev/v1alpha1', kind: 'Service', name: ctx.name, uid: ctx.svc.metadata.uid!, controller: true, blockOwnerDeletion: true }],
       },
-      spec: { service: ctx.name, revision, ...(template.image ? { image: template.image } : {}), configHash: hash, ...(secretsHash ? { secretsHash } : {}), template, cause },
+      spec: {
+        service: ctx.name,
+        revision,
+        ...(template.image ? { image: template.image } : {}),
+        ...(template.build && commit ? { image: buildTag(ctx.namespace, ctx.name, commit, buildKey({ ...template.build, commit }), template.build.registry?.repository), source: { git: template.build.git, ref: template.build.ref, commit } } : {}),
+        configHash: hash,
+        ...(secretsHash ? { secretsHash } : {}),
+        template,
+        cause,
+      },
     };
     try {
       const created = await this.o.client.create<Stored<Release>>(`${API}/namespaces/${ctx.namespace}/releases`, release);
@@ -187,6 +243,7 @@ export class ServiceController implements Controller {
     for (const release of ctx.releases) {
       const phase = release.status?.phase ?? 'Queued';
       if (keepNames.has(release.metadata.name) || TERMINAL_PHASES.has(phase)) continue;
+      this.o.builder.cancel(release.metadata.uid!, 'a newer release superseded this one');
       await this.removeReleaseContainers(ctx, release.metadata.name);
       await this.patchReleaseStatus(ctx, release, { phase: 'Failed', reason: 'Superseded', message: 'a newer spec replaced this release before its rollout finished', completionTime: nowIso() });
       this.o.metrics.releaseOutcomes.inc({ result: 'superseded' });
@@ -204,9 +261,10 @@ export class ServiceController implements Controller {
       void this.o.events.record(release as Release, 'Normal', 'RolloutStarted', `Rolling out ${release.metadata.name}`);
     }
     const steps = () => status.steps as Step[] | undefined;
-    const setStep = async (name: StepName, change: Partial<Step>, phase?: Phase) => {
-      status = { ...status, steps: withStep(steps(), name, change), ...(phase ? { phase } : {}) };
-      await this.patchReleaseStatus(ctx, release, { steps: status.steps, ...(phase ? { phase } : {}) });
+    /** Updates one step (and the phase, and any other status fields given) in one write. */
+    const setStep = async (name: StepName, change: Partial<Step>, phase?: Phase, more: Partial<NonNullable<Release['status']>> = {}) => {
+      status = { ...status, ...more, steps: withStep(steps(), name, change), ...(phase ? { phase } : {}) };
+      await this.patchReleaseStatus(ctx, release, { ...more, steps: status.steps, ...(phase ? { phase } : {}) });
     };
     const fail = async (step: StepName, reason: string, message: string) => {
       await setStep(step, { result: 'Failed', message: message.slice(0, 4000) });
@@ -214,16 +272,23 @@ export class ServiceController implements Controller {
       return 'failed' as const;
     };
 
+    // The deadline counts from the end of the build (a build has its own timeout).
     const deadlineMs = (ctx.svc.spec?.strategy?.progressDeadlineSeconds ?? 600) * 1000;
-    const current = STEP_NAMES_PENDING(steps());
-    if (current && Date.now() - Date.parse(status.startTime!) > deadlineMs) {
+    const current = STEP_NAMES_PENDING(steps(), !!template.build);
+    const since = Math.max(Date.parse(status.startTime!), Date.parse(stepOf({ status } as Release, 'Build')?.endTime ?? '') || 0);
+    if (current && current !== 'Build' && Date.now() - since > deadlineMs) {
       return fail(current, 'ProgressDeadlineExceeded', `the rollout did not finish within ${deadlineMs / 1000}s (stuck in step ${current})`);
     }
 
     // 1. Artifact: resolve the image once, to the ID every node must run.
     let imageId = stepOf({ status } as Release, 'Artifact')?.message?.match(/sha256:[a-f0-9]{64}/)?.[0];
+    if ((!isDone(stepOf({ status } as Release, 'Artifact')) || !imageId) && template.build) {
+      const built = await this.stepBuild(ctx, release, template.build, () => status, setStep, fail);
+      if (built === 'waiting' || built === 'failed') return built;
+      imageId = built;
+    }
     if (!isDone(stepOf({ status } as Release, 'Artifact')) || !imageId) {
-      if (!template.image) return fail('Artifact', 'NoImage', 'the release has no image (builds from git are not supported by this controller manager)');
+      if (!template.image) return fail('Artifact', 'NoImage', 'the release has neither an image nor a build');
       const nodes = this.readyNodesFor(ctx, template);
       const node = nodes[0];
       if (!node) {
@@ -337,6 +402,107 @@ export class ServiceController implements Controller {
     return 'shifted';
   }
 
+  /**
+   * The Build step: an image already built for the release's commit and build configuration (on
+   * any node) is used as it is; otherwise a build is started on the build node and followed until
+   * it ends. Returns the image ID once the artifact is ready.
+   */
+  private async stepBuild(
+    ctx: Ctx,
+    release: RO<Release>,
+    build: DeepReadonly<BuildSpec>,
+    status: () => RO<Release>['status'],
+    setStep: (name: StepName, change: Partial<Step>, phase?: Phase, more?: Partial<NonNullable<Release['status']>>) => Promise<void>,
+    fail: (step: StepName, reason: string, message: string) => Promise<'failed'>,
+  ): Promise<string | 'waiting' | 'failed'> {
+    const commit = release.spec.source?.commit;
+    if (!commit) return fail('Build', 'NoCommit', 'the release records no commit to build');
+    const key = buildKey({ ...build, commit } as Parameters<typeof buildKey>[0]);
+    const tag = release.spec.image ?? buildTag(ctx.namespace, ctx.name, commit, key, build.registry?.repository);
+    const pushAuth = async () => (build.registry?.secretRef ? await registryAuth(this.o.client, ctx.namespace, { image: tag, imagePullSecretRef: build.registry.secretRef }) : undefined);
+    const uid = release.metadata.uid!;
+    const job = this.o.builder.state(uid);
+    if (job?.state === 'running') {
+      ctx.requeue = Math.min(ctx.requeue, 5000);
+      return 'waiting';
+    }
+    const nodes: Array<{ node: string; docker: Docker }> = [];
+    for (const node of this.readyNodesFor(ctx, {})) {
+      const docker = await this.o.hosts.docker(node).catch(() => undefined);
+      if (docker) nodes.push({ node, docker });
+    }
+    const found = job?.state === 'succeeded' ? { node: job.node, id: job.imageId } : await findBuiltImage(nodes, key);
+    if (!found && !job && this.o.builder.building(key)) {
+      // Another Release builds the same commit and configuration: its image will be reused.
+      await setStep('Build', { result: 'Running', message: `waiting for the build of commit ${commit.slice(0, 12)} by another release` }, 'Building');
+      ctx.requeue = Math.min(ctx.requeue, 1000);
+      return 'waiting';
+    }
+    if (found) {
+      const reused = !job && !status()?.build?.startTime;
+      // With a registry, the digest there is what nodes pull: pushed by the build, or now for an image built earlier.
+      let digest = found.id;
+      if (build.registry) {
+        const docker = nodes.find((n) => n.node === found.node)?.docker ?? (await this.o.hosts.docker(found.node));
+        const info = await inspectImage(docker, found.id);
+        try {
+          digest = (job?.state === 'succeeded' ? job.digest : undefined) ?? (info && repoDigestIn(info, build.registry.repository)) ?? (await pushImage(docker, found.id, tag, await pushAuth()));
+        } catch (err) {
+          this.o.builder.forget(uid);
+          return fail('Build', 'PushFailed', (err as Error).message);
+        }
+      }
+      this.o.builder.forget(uid);
+      if (!release.spec.imageDigest) await this.o.client.patch(`${API}/namespaces/${ctx.namespace}/releases/${release.metadata.name}`, { spec: { imageDigest: digest } });
+      const tail = reused ? '' : await this.o.buildLogs.tail(uid, 5);
+      const built = { ...(status()?.build ?? {}), node: status()?.build?.node ?? found.node, completionTime: nowIso(), reused };
+      await setStep('Build', { result: 'Succeeded', message: reused ? `reused ${found.id}, already built for commit ${commit.slice(0, 12)} with the same build configuration` : `built commit ${commit.slice(0, 12)} on node ${found.node}${tail ? `\n${tail}` : ''}` }, undefined, { build: built });
+      await setStep('Artifact', { result: 'Succeeded', message: build.registry ? `${found.id}, pushed as ${build.registry.repository}@${digest}` : `${tag} is ${found.id}` }, 'ArtifactReady');
+      return found.id;
+    }
+    if (job?.state === 'failed') {
+      this.o.builder.forget(uid);
+      await setStep('Build', { result: 'Failed' }, undefined, { build: { ...(status()?.build ?? {}), completionTime: nowIso() } });
+      return fail('Build', job.reason, job.message);
+    }
+    const node = chooseBuildNode(this.o.nodes.list(), build.nodeSelector, ctx.world.unreachable);
+    if (!node) {
+      await setStep('Build', { result: 'Running', message: 'waiting for a Ready node to build on' }, 'Queued');
+      ctx.requeue = Math.min(ctx.requeue, 2000);
+      return 'waiting';
+    }
+    let credentials;
+    let push;
+    try {
+      credentials = await gitCredentials(this.o.client, ctx.namespace, build);
+      push = build.registry ? { push: { auth: await pushAuth() } } : {};
+    } catch (err) {
+      return fail('Build', 'BuildFailed', (err as Error).message);
+    }
+    this.o.builder.start({
+      id: uid,
+      owner: `${ctx.namespace}/${ctx.name}`,
+      node,
+      docker: nodes.find((n) => n.node === node)?.docker ?? (await this.o.hosts.docker(node)),
+      git: build.git,
+      commit,
+      ...(build.context ? { context: build.context } : {}),
+      ...(build.dockerfile ? { dockerfile: build.dockerfile } : {}),
+      ...(build.buildArgs ? { buildArgs: { ...build.buildArgs } } : {}),
+      ...(build.target ? { target: build.target } : {}),
+      credentials,
+      key,
+      tag,
+      timeoutMs: (build.timeoutSeconds ?? 1800) * 1000,
+      ...push,
+      onDone: () => this.o.enqueue(`${ctx.namespace}/${ctx.name}`),
+    });
+    await setStep('Build', { result: 'Running', message: `building commit ${commit.slice(0, 12)} on node ${node} (slipctl logs release/${release.metadata.name} -f)` }, 'Building', { build: { node, startTime: nowIso(), log: this.o.buildLogs.pathOf(uid) } });
+    ctx.log.info({ release: release.metadata.name, node, commit }, 'build started');
+    ctx.requeue = Math.min(ctx.requeue, 5000);
+    return 'waiting';
+  }
+
   private async completeRelease(ctx: Ctx, release: RO<Release>): Promise<RO<Release>> {
     const status = release.status ?? {};
     const steps = withStep(status.steps as Step[], 'ShiftTraffic', { result: 'Succeeded' });
@@ -445,13 +611,13 @@ export class ServiceController implements Controller {
         state.placementIssue = `no eligible node for replica ${index}: ${skipped.join('; ') || 'no nodes'}`;
       }
     }
-    const auth = work.some((w) => w.createOn) ? await registryAuth(this.o.client, ctx.namespace, template) : undefined;
+    const source = work.some((w) => w.createOn) ? await this.artifactSource(ctx, release, imageId) : undefined;
     const kept = await Promise.all(
       work.map(async ({ index, keep, createOn }) => {
         if (createOn) {
           const plan = await this.plan(ctx, release, template, imageId, createOn, 'replica', index);
           const docker = await this.o.hosts.docker(createOn);
-          await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, createOn), auth);
+          await ensureImageOnNode(docker, imageId, source!.ref, await this.imageSources(ctx, createOn), source!.auth);
           const name = replicaContainerName(ctx.namespace, ctx.name, release.spec!.revision, index);
           const id = await ensureContainer(docker, buildContainerOptions(name, plan));
           ctx.log.info({ node: createOn, container: name, replica: index }, 'replica started');
@@ -569,10 +735,12 @@ export class ServiceController implements Controller {
       } catch (err) {
         if (!(err instanceof ApiRequestError && err.code === 404)) throw err;
       }
+      if (release.spec.source) await this.o.buildLogs.remove(release.metadata.uid!);
     }
   }
 
   private async removeEverything(ctx: ReconcileContext, namespace: string, name: string, nodes: string[]): Promise<void> {
+    this.o.builder.cancelOwner(`${namespace}/${name}`, 'the Service was deleted');
     const world = await observeService(this.o.hosts, nodes, namespace, name, () => undefined);
     for (const c of world.containers) {
       await removeContainer(await this.o.hosts.docker(c.node), c.id, 10);
@@ -619,6 +787,26 @@ export class ServiceController implements Controller {
     return [...new Set([...eligible, ...ready].map((n) => n.name))];
   }
 
+  /**
+   * Where a node gets the release's image: the Service's image reference and pull secret; for a
+   * build pushed to a registry, the repository at the recorded digest with the registry secret;
+   * for a build without one, only other nodes (the reference is the image ID itself).
+   */
+  private async artifactSource(ctx: Ctx, given: RO<Release>, imageId: string): Promise<{ ref: string; auth?: object }> {
+    // The digest may have been recorded earlier in this reconcile.
+    const release = ctx.latest.get(given.metadata.name) ?? given;
+    const template = (release.spec?.template ?? {}) as ReleaseTemplate;
+    const registry = template.build?.registry;
+    if (template.build && registry && release.spec.imageDigest && release.spec.imageDigest !== imageId) {
+      const ref = `${registry.repository}@${release.spec.imageDigest}`;
+      const auth = registry.secretRef ? await registryAuth(this.o.client, ctx.namespace, { image: ref, imagePullSecretRef: registry.secretRef }) : undefined;
+      return { ref, ...(auth ? { auth } : {}) };
+    }
+    if (!template.image) return { ref: imageId };
+    const auth = await registryAuth(this.o.client, ctx.namespace, template);
+    return { ref: template.image, ...(auth ? { auth } : {}) };
+  }
+
   private async imageSources(ctx: Ctx, except: string): Promise<Docker[]> {
     const sources: Docker[] = [];
     for (const node of this.o.nodes.list()) {
@@ -662,7 +850,8 @@ export class ServiceController implements Controller {
         if (!node) throw new Error(`no Ready node can run the scheduled run at ${slot}`);
         const imageId = stepOf(active, 'Artifact')?.message?.match(/sha256:[a-f0-9]{64}/)?.[0] ?? active.spec.imageDigest ?? '';
         const docker = await this.o.hosts.docker(node);
-        await ensureImageOnNode(docker, imageId, template.image ?? imageId, await this.imageSources(ctx, node), await registryAuth(this.o.client, ctx.namespace, template));
+        const source = await this.artifactSource(ctx, active, imageId);
+        await ensureImageOnNode(docker, imageId, source.ref, await this.imageSources(ctx, node), source.auth);
         const plan = { ...(await this.plan(ctx, active, template, imageId, node, 'run')), scheduledTime: slot };
         await ensureContainer(docker, buildContainerOptions(name, plan));
         observed.push({ containerName: name, node, release: active.metadata.name, startTime: slot, result: 'Running' });
@@ -703,6 +892,8 @@ export class ServiceController implements Controller {
     if (latest) {
       const running = (latest.status?.steps ?? []).find((s) => s.result === 'Running');
       conditions = setCondition(conditions, { type: 'Progressing', status: 'True', reason: 'RolloutInProgress', message: `rolling out ${latest.metadata.name}${running ? `: ${running.name}${running.message ? ` (${running.message})` : ''}` : ''}`, observedGeneration: generation });
+    } else if (ctx.sourceProblem) {
+      conditions = setCondition(conditions, { type: 'Progressing', status: 'False', reason: 'SourceUnavailable', message: ctx.sourceProblem.slice(0, 4000), observedGeneration: generation });
     } else if (failed) {
       conditions = setCondition(conditions, { type: 'Progressing', status: 'False', reason: 'RolloutFailed', message: `release ${failed.metadata.name} failed: ${failed.status?.message ?? failed.status?.reason ?? ''}`.slice(0, 4000), observedGeneration: generation });
     } else if (svc.spec?.paused) {
@@ -799,9 +990,9 @@ interface ReplicaState {
 const TERMINAL_PHASE_FAILED = (r: RO<Release>) => r.status?.phase === 'Failed' || r.status?.phase === 'RolledBack';
 
 /** The first step that has not finished, if the rollout is past its first step. */
-function STEP_NAMES_PENDING(steps: readonly Step[] | undefined): StepName | undefined {
+function STEP_NAMES_PENDING(steps: readonly Step[] | undefined, built: boolean): StepName | undefined {
   const running = steps?.find((s) => s.result === 'Running');
-  return (running?.name as StepName | undefined) ?? (steps?.length ? undefined : 'Artifact');
+  return (running?.name as StepName | undefined) ?? (steps?.length ? undefined : built ? 'Build' : 'Artifact');
 }
 
 export function nodeAddress(node: RO<Node> | undefined): string {

@@ -1,6 +1,7 @@
 // Connects a dockerode client to a node's Docker Engine as described by Node.spec.docker:
 // a local Unix socket, or a remote socket reached through one persistent SSH tunnel.
 
+import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { SshTunnel } from './ssh-tunnel.js';
 
@@ -23,6 +24,8 @@ export interface DockerHost {
   readonly docker: Docker;
   /** Where the engine is, for messages: `unix:///var/run/docker.sock` or `ssh://root@host:22/var/run/docker.sock`. */
   readonly description: string;
+  /** A TCP connection from the remote host to `host:port` on its side, over the node's SSH connection (ssh nodes only). */
+  openTcp?(host: string, port: number): Promise<Duplex>;
   close(): Promise<void>;
 }
 
@@ -72,6 +75,7 @@ export async function connectDockerHost(
   return {
     docker,
     description: `ssh://${user}@${host}:${port}${dockerSocket}`,
+    openTcp: (targetHost, targetPort) => tunnel.openTcp(targetHost, targetPort),
     async close() {
       agent.destroy();
       await tunnel.close();

@@ -128,15 +128,24 @@ export class SshTunnel {
   }
 
   /** Opens a stream to a Unix socket on the remote host (like `ssh -L` to a socket). */
-  async openStreamLocal(socketPath: string): Promise<Duplex> {
+  openStreamLocal(socketPath: string): Promise<Duplex> {
+    return this.openChannel(socketPath, (client, done) => client.openssh_forwardOutStreamLocal(socketPath, done));
+  }
+
+  /** Opens a TCP connection made by the remote host to `host:port` (like `ssh -L` to a port), e.g. to a loopback-only admin API there. */
+  openTcp(host: string, port: number): Promise<Duplex> {
+    return this.openChannel(`${host}:${port}`, (client, done) => client.forwardOut('127.0.0.1', 0, host, port, done));
+  }
+
+  private async openChannel(what: string, open: (client: Client, done: (err: Error | undefined, channel: ClientChannel) => void) => void): Promise<Duplex> {
     if (this.closed) throw new TunnelDownError(`SSH tunnel to ${this.target} is closed`);
     // A reconnect in progress is worth waiting for: it either succeeds or fails within readyTimeout.
     const client = this.client ?? (await this.attempt?.catch(() => undefined));
     if (!client) throw this.downError();
     return new Promise((resolve, reject) => {
       try {
-        client.openssh_forwardOutStreamLocal(socketPath, (err, channel) => {
-          if (err) reject(new Error(`cannot open ${socketPath} on ${this.target} over SSH: ${err.message}`));
+        open(client, (err, channel) => {
+          if (err) reject(new Error(`cannot open ${what} on ${this.target} over SSH: ${err.message}`));
           else resolve(asSocketLike(channel));
         });
       } catch (err) {

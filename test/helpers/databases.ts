@@ -90,7 +90,7 @@ export interface MariaDbServer extends DatabaseServer {
   query(sql: string, database?: string): Promise<string>;
 }
 
-export async function startMariaDb(): Promise<MariaDbServer> {
+export async function startMariaDb(options: { bufferPool?: string } = {}): Promise<MariaDbServer> {
   const t0 = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'slipway-mariadb-'));
   const data = join(dir, 'data');
@@ -116,7 +116,7 @@ export async function startMariaDb(): Promise<MariaDbServer> {
       `--port=${port}`,
       '--bind-address=127.0.0.1',
       '--skip-name-resolve',
-      '--innodb-buffer-pool-size=32M',
+      `--innodb-buffer-pool-size=${options.bufferPool ?? '32M'}`,
       '--innodb-log-file-size=16M',
       '--innodb-flush-log-at-trx-commit=0',
       '--skip-log-bin',

@@ -327,7 +327,8 @@ EXPOSE 3000
 CMD ["/app/start"]
 `;
 
-async function writeBuildContext(dir: string): Promise<void> {
+/** Writes the test app's build context (rootfs/ with busybox, and a Dockerfile) into `dir`. */
+export async function writeBuildContext(dir: string): Promise<void> {
   const root = join(dir, 'rootfs');
   for (const d of ['bin', 'usr', 'etc', 'app', 'www/cgi-bin', 'tmp', 'data', 'root']) await mkdir(join(root, d), { recursive: true });
   await chmod(join(root, 'tmp'), 0o1777);

@@ -90,9 +90,48 @@ export interface Alert extends KubeObject {
   status?: AlertStatus;
 }
 
+/** Desired state of the BackupLocation. */
+export interface BackupLocationSpec {
+  /** A directory on the machine the controller manager runs on (files 0600, folders 0700). */
+  local?: {
+    /** The Node whose disk holds the directory. The controller manager writes the directory itself, so this documents where the artifacts are; use an `sftp` location to keep them on another machine. */
+    node?: string;
+    /** The directory. A relative path is relative to the controller manager's working directory (`make up` runs it in the checkout, so `.slipway/backups` lands beside its other state). */
+    path: string;
+  };
+  /** A folder on an SFTP server, reached with key authentication and a pinned host key (ssh2). */
+  sftp?: {
+    /** Hostname or IP address of the SFTP server. */
+    host: string;
+    /** TCP port of the SSH server. Defaults to 22. */
+    port?: number;
+    /** User to log in as. */
+    user: string;
+    /** Remote folder holding the artifacts; a relative path is relative to the user's home. */
+    path: string;
+    /** Secret key holding the unencrypted private key (OpenSSH or PEM format). */
+    privateKeySecretRef: {
+      /** Name of the Secret, in the same namespace as this object. */
+      name: string;
+      /** Key within the Secret's data. Defaults to `privateKey`. */
+      key?: string;
+    };
+    /** The server's host key in OpenSSH public-key format (`ssh-ed25519 AAAA…`), as printed by `ssh-keyscan`. A server presenting any other key is refused. */
+    hostKey: string;
+  };
+}
+
+/** A BackupLocation is where the artifacts of BackupPolicies in its namespace are written, read back for verification and pruned. Set exactly one of `local` and `sftp`. Artifacts are stored as `<namespace>/<policy>/<backup>.<ext>` below the location's path. */
+export interface BackupLocation extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "BackupLocation";
+  /** Desired state of the BackupLocation. */
+  spec?: BackupLocationSpec;
+}
+
 /** Desired state of the BackupPolicy. */
 export interface BackupPolicySpec {
-  /** What to back up. Set `type` and the block of the same name (none for `etcd`). */
+  /** What to back up. Set `type` and the block of the same name. */
   target: {
     /** `mysql` (`mariadb-dump`/`mysqldump --single-transaction`), `postgres` (`pg_dump -Fc`), `redis` (an RDB snapshot), `volume` (a tar of a Docker volume), `etcd` (a snapshot of Slipway's own etcd). */
     type: "mysql" | "postgres" | "redis" | "volume" | "etcd";
@@ -176,6 +215,22 @@ export interface BackupPolicySpec {
       };
       /** Node holding the volume. Required without serviceRef; with serviceRef it defaults to the node of the active release's first replica. */
       node?: string;
+      /** Image of the one-shot helper container that runs `tar` with the volume mounted; it must be present on the node and contain `tar` (and `sh` and `rm` for restores over the source). Defaults to `busybox:latest`. */
+      helperImage?: string;
+    };
+    /** An etcd cluster, usually Slipway's own. Used when target.type is `etcd`; the snapshot is taken from the first endpoint that answers. */
+    etcd?: {
+      /** Client URLs of the etcd members, for example `http://127.0.0.1:2379`. */
+      endpoints: Array<string>;
+      /** etcd user to authenticate as. Unset means no authentication. */
+      user?: string;
+      /** Secret key holding the etcd user's password. It is passed to etcdctl through its environment, never on a command line. */
+      passwordSecretRef?: {
+        /** Name of the Secret, in the same namespace as this object. */
+        name: string;
+        /** Key within the Secret's data. Defaults to `password`. */
+        key?: string;
+      };
     };
   };
   /** When backups run: a standard 5-field cron expression or `@daily`, `@hourly`, etc., for example `0 2 * * *` (02:00 every day). */
@@ -273,6 +328,8 @@ export interface BackupPolicyStatus {
   };
   /** When the next restore drill is due. */
   nextDrillTime?: string;
+  /** The drill schedule slot the last restore drill was made for; the next drill is computed from it. */
+  lastDrillScheduleTime?: string;
 }
 
 /** A BackupPolicy backs up one database, volume or Slipway's own etcd on a schedule, keeps a grandfather-father-son set of verified artifacts, and optionally proves on a schedule that the newest backup restores (restore drill). */
@@ -338,6 +395,10 @@ export interface BackupStatus {
   verified?: boolean;
   /** Why the run failed, for operators. Never contains credentials. */
   error?: string;
+  /** Identity of the controller manager running the backup while it is Running. */
+  holder?: string;
+  /** Renewed by the running controller manager every few seconds; a Running backup whose heartbeat stops is failed as interrupted (its manager was killed), so it never blocks the policy forever. */
+  heartbeatTime?: string;
 }
 
 /** A Backup is one run of a BackupPolicy, created by its schedule or by `slipctl backup run POLICY`. It counts as Succeeded only after the artifact was read back from the location and its checksum compared. */
@@ -464,6 +525,17 @@ export interface DomainStatus {
   issuanceFailures?: number;
   /** When DNS ownership was first verified. */
   verifiedTime?: string;
+  /** Certificate issuance budget and backoff, kept here so a controller manager restart neither forgets failures nor retries early. While now is before nextAttemptTime the API server's TLS ask endpoint refuses the hostname, so Caddy does not ask the CA at all. */
+  issuance?: {
+    /** Issuance attempts started since the Domain was verified. */
+    attempts?: number;
+    /** When the current issuance attempt started (unset when no attempt is in progress). */
+    startedTime?: string;
+    /** When the failed attempts within the last hour failed, oldest first (at most 5). */
+    failureTimes?: Array<string>;
+    /** No issuance is attempted before this time (exponential backoff after a failure, or the end of the hour after 5 failures). */
+    nextAttemptTime?: string;
+  };
 }
 
 /** A Domain routes a customer-owned hostname to a Service. The hostname is routed only after its owner proved control through DNS; then Caddy obtains a certificate by ACME. Status goes PendingDNS → DNSVerified → Issuing → Ready, or Failed. */
@@ -693,12 +765,14 @@ export interface NodeStatus {
     caddyVersion?: string;
     /** Hash of the configuration last loaded into Caddy; an unchanged hash means no reload was sent. */
     configHash?: string;
-    /** Number of configuration loads sent to this Caddy since the controller started. Every load closes open WebSocket connections, so it should grow by about one per rollout. */
+    /** Number of configuration loads Slipway sent to this Caddy. Every load closes open WebSocket connections, so it grows by one per rollout and not at all for changes that leave the routes as they were. */
     configLoads?: number;
     /** When a configuration was last loaded into Caddy. */
     lastConfigLoadTime?: string;
     /** Number of host routes in the loaded configuration. */
     routes?: number;
+    /** Why the last attempt to read or load Caddy's configuration failed (Caddy not answering, config refused); unset once a configuration is in place. */
+    lastError?: string;
   };
 }
 
@@ -816,6 +890,54 @@ export interface Release extends KubeObject {
   spec?: ReleaseSpec;
   /** Progress of the release's rollout, written by the release controller. */
   status?: ReleaseStatus;
+}
+
+/** What to restore and where to. Immutable after creation. */
+export interface RestoreSpec {
+  /** Name of the Backup in this namespace to restore; it must have Succeeded. */
+  backup: string;
+  /** mysql and postgres: the database to create and restore into, on the policy's server. Defaults to `<source>_restore_<restore name>` (dashes become underscores). It must not exist, unless it is the source database and overwriteSource is true. */
+  database?: string;
+  /** volume: the Docker volume to create and restore into, on the policy's node. Defaults to `<source>-restore-<restore name>`. It must not exist, unless it is the source and overwriteSource is true. */
+  volume?: string;
+  /** etcd and redis: a NEW directory on the controller manager's machine that receives the restored data (an etcd data directory, or a Redis directory with dump.rdb). The restored data is started once to check it loads. Defaults to `.slipway/restores/<namespace>-<restore name>` below the controller manager's working directory (beside `make up`'s other state). */
+  dataDir?: string;
+  /** Allow restoring over the policy's own source (destructive). Defaults to false, in which case a Restore naming the source fails without touching it. */
+  overwriteSource?: boolean;
+}
+
+/** Progress and result of the restore, written by the restore controller. */
+export interface RestoreStatus {
+  /** The metadata.generation of the spec that this status describes. */
+  observedGeneration?: number;
+  /** `Pending` → `Running` → `Succeeded` or `Failed`. */
+  phase?: "Pending" | "Running" | "Succeeded" | "Failed";
+  /** The BackupPolicy the Backup belongs to. */
+  policy?: string;
+  /** Where the data was restored, for example `database shop_restore_r1 on 10.0.0.5:3306`. */
+  target?: string;
+  /** When the restore started. */
+  startTime?: string;
+  /** When the restore finished. */
+  completionTime?: string;
+  /** Duration of the restore in seconds (its recovery time). */
+  durationSeconds?: number;
+  /** Why the restore failed, for operators. Never contains credentials. */
+  error?: string;
+  /** Identity of the controller manager running the restore while it is Running. */
+  holder?: string;
+  /** Renewed by the running controller manager; a Running restore whose heartbeat stops is failed as interrupted. */
+  heartbeatTime?: string;
+}
+
+/** A Restore reads a Backup's artifact back, checks its SHA-256 against the one recorded at backup time, and restores it. By default it goes into a NEW target (a fresh database on the same server, a new Docker volume, a new etcd or Redis data directory) and never touches the source; restoring over the policy's own source needs `overwriteSource`. Dumps are never allowed to switch the target database. */
+export interface Restore extends KubeObject {
+  apiVersion: "slipway.dev/v1alpha1";
+  kind: "Restore";
+  /** What to restore and where to. Immutable after creation. */
+  spec?: RestoreSpec;
+  /** Progress and result of the restore, written by the restore controller. */
+  status?: RestoreStatus;
 }
 
 /** A RoleBinding grants the permissions of a Role (in the same namespace) or a ClusterRole to its subjects, within the binding's namespace. */
@@ -1024,7 +1146,7 @@ export interface ServiceSpec {
   rolloutOnSecretChange?: boolean;
   /** Build the image from a git repository instead of using `image`. Each new commit of `ref` (see poll) makes a new Release whose image is built once per commit and build configuration and then distributed by digest to the nodes that run it. */
   build?: {
-    /** Repository URL: a local path, `file://`, `ssh://` (uses sshKeySecretRef and hostKey) or `https://`. */
+    /** Repository URL: a local path, `file://`, `ssh://` (uses sshKeySecretRef and hostKey) or `https://`. A URL must not carry a password (`https://user:token@...`): it would show in process lists and messages; use ssh with a deploy key. */
     git: string;
     /** Branch, tag or full commit SHA to build, for example `main`. */
     ref: string;
@@ -1051,6 +1173,16 @@ export interface ServiceSpec {
     };
     /** Pinned SSH host key of the git server for `ssh://` repositories, in OpenSSH format (`ssh-ed25519 AAAA...`). Required for ssh; any other key is refused. */
     hostKey?: string;
+    /** Registry repository built images are pushed to, for example `registry.internal:5000/shop/web` (tag `<commit>-<build key>`); nodes then pull them by digest and check the image ID. Unset means no registry: nodes get the image from the build node (`docker save` → `docker load`). */
+    registry?: {
+      /** Repository to push to, `host[:port]/path`. */
+      repository: string;
+      /** Secret in this namespace with push and pull credentials (type `kubernetes.io/dockerconfigjson`, key `.dockerconfigjson`). Unset means anonymous. */
+      secretRef?: {
+        /** Name of the Secret. */
+        name: string;
+      };
+    };
     /** Secret key with the HMAC-SHA256 secret for push webhooks at `/hooks/git/<namespace>/<service>`. Unset means webhooks for this Service are refused. */
     webhookSecretRef?: {
       /** Name of the Secret, in the same namespace as this object. */
@@ -1139,6 +1271,8 @@ export interface ServiceStatus {
   build?: {
     /** Commit SHA that spec.build.ref resolved to at the last check. */
     commit?: string;
+    /** The git URL, ref and restart time (slipway.dev/restartedAt) that commit was resolved for; a change of any of them resolves the ref again. */
+    source?: string;
     /** When the repository was last checked for new commits. */
     lastPollTime?: string;
   };
@@ -1182,8 +1316,8 @@ export interface Token extends KubeObject {
 export interface WebhookSpec {
   /** The http or https URL the notifications are POSTed to. Redirects are not followed. */
   url: string;
-  /** The event types to deliver. `release.started` (a rollout began), `release.migration_succeeded`, `release.failed` (a rollout failed and the previous release kept serving), `release.rolled_back` (a rollback to an earlier revision was started, for example by `slipctl rollout undo`), `release.completed` (traffic shifted to the new release), `domain.dns_verified`, `domain.cert_active`, `domain.failed`, `backup.failed`, `backup.stale`, `alert.firing` and `alert.resolved`. */
-  events: Array<"release.started" | "release.migration_succeeded" | "release.failed" | "release.rolled_back" | "release.completed" | "domain.dns_verified" | "domain.cert_active" | "domain.failed" | "backup.failed" | "backup.stale" | "alert.firing" | "alert.resolved">;
+  /** The event types to deliver. `release.started` (a rollout began), `release.migration_succeeded`, `release.failed` (a rollout failed and the previous release kept serving), `release.rolled_back` (a rollback to an earlier revision was started, for example by `slipctl rollout undo`), `release.completed` (traffic shifted to the new release), `domain.dns_verified`, `domain.cert_active`, `domain.failed`, `backup.failed`, `backup.stale`, `backup.drill_failed` (a restore drill failed), `alert.firing` and `alert.resolved`. */
+  events: Array<"release.started" | "release.migration_succeeded" | "release.failed" | "release.rolled_back" | "release.completed" | "domain.dns_verified" | "domain.cert_active" | "domain.failed" | "backup.failed" | "backup.stale" | "backup.drill_failed" | "alert.firing" | "alert.resolved">;
   /** The Secret key whose value keys the HMAC-SHA256 signature of every body (header `X-Slipway-Signature`). The receiver computes the same HMAC over the raw body and compares. */
   secretRef: {
     /** Name of the Secret, in the same namespace as this object. */

@@ -19,7 +19,7 @@ const READ = ['get', 'list', 'watch'];
 const WRITE = ['create', 'update', 'patch', 'delete', 'deletecollection'];
 
 /** Kinds the deployer and viewer may read in full: everything but Secrets (values), RBAC and audit. */
-const READABLE = ['namespaces', 'nodes', 'services', 'services/status', 'releases', 'releases/status', 'domains', 'domains/status', 'backuppolicies', 'backups', 'events', 'leases', 'customresourcedefinitions', 'alertrules', 'alerts', 'webhooks'];
+const READABLE = ['namespaces', 'nodes', 'services', 'services/status', 'releases', 'releases/status', 'domains', 'domains/status', 'backuppolicies', 'backuppolicies/status', 'backuplocations', 'backups', 'backups/status', 'restores', 'restores/status', 'events', 'leases', 'customresourcedefinitions', 'alertrules', 'alerts', 'webhooks'];
 
 export const BUILTIN_CLUSTER_ROLES: Record<string, Rule[]> = {
   admin: [{ resources: ['*'], verbs: ['*'] }],
@@ -28,7 +28,9 @@ export const BUILTIN_CLUSTER_ROLES: Record<string, Rule[]> = {
     // Secrets: names, keys and sizes (values are redacted without `get`).
     { resources: ['secrets'], verbs: ['list'] },
     { resources: ['services', 'domains'], verbs: WRITE },
-    { resources: ['services/log'], verbs: ['get'] },
+    // Backups: run one now (`slipctl backup run`) and restore into a new target (`slipctl backup restore`).
+    { resources: ['backups', 'restores'], verbs: ['create'] },
+    { resources: ['services/log', 'releases/log'], verbs: ['get'] },
   ],
   viewer: [
     { resources: READABLE, verbs: READ },
@@ -37,7 +39,9 @@ export const BUILTIN_CLUSTER_ROLES: Record<string, Rule[]> = {
   'controller-manager': [
     { resources: ['*'], verbs: READ },
     { resources: ['releases', 'events', 'leases', 'alerts', 'alertrules', 'backups'], verbs: WRITE },
-    { resources: ['services/status', 'releases/status', 'nodes/status', 'domains/status', 'backuppolicies/status', 'backups/status', 'alerts/status', 'alertrules/status', 'webhooks/status'], verbs: ['get', 'update', 'patch'] },
+    // The domain controller's finalizer (metadata only; the spec stays the user's).
+    { resources: ['domains'], verbs: ['update', 'patch'] },
+    { resources: ['services/status', 'releases/status', 'nodes/status', 'domains/status', 'backuppolicies/status', 'backups/status', 'restores/status', 'alerts/status', 'alertrules/status', 'webhooks/status'], verbs: ['get', 'update', 'patch'] },
   ],
 };
 

@@ -313,12 +313,12 @@ export class MysqlEngine implements BackupEngine<ConnectionTarget, RestoreTarget
     return { toolVersion: version, bytes };
   }
 
-  /** Runs SQL through the client (no database selected); returns batch output. */
-  private async sql(server: ConnectionTarget, sql: string, signal?: AbortSignal): Promise<string> {
+  /** Runs SQL through the client (in `database` if given); returns batch output (tab-separated, raw). */
+  async sql(server: ConnectionTarget, sql: string, signal?: AbortSignal, database?: string): Promise<string> {
     const { output } = await withOptionFile(server, (cnf) =>
       runTool({
         tool: 'mariadb',
-        argv: [this.clientBin, `--defaults-file=${cnf}`, '--batch', '--skip-column-names', '--raw'],
+        argv: [this.clientBin, `--defaults-file=${cnf}`, '--batch', '--skip-column-names', '--raw', ...(database ? [`--database=${database}`] : [])],
         stdin: sql,
         secrets: [server.password],
         signal,

@@ -87,10 +87,10 @@ export class PostgresEngine implements BackupEngine<ConnectionTarget, RestoreTar
     return { toolVersion: version, bytes };
   }
 
-  /** Runs SQL through psql against the maintenance database. */
-  private async psql(server: ConnectionTarget, sql: string, signal?: AbortSignal): Promise<string> {
+  /** Runs SQL through psql (unaligned, tuples only) in `database`, by default the maintenance database. */
+  async psql(server: ConnectionTarget, sql: string, signal?: AbortSignal, database?: string): Promise<string> {
     const bin = this.bin('psql');
-    const db = this.options.maintenanceDatabase ?? 'postgres';
+    const db = database ?? this.options.maintenanceDatabase ?? 'postgres';
     const { output } = await runTool({
       tool: 'psql',
       argv: [bin, '--no-psqlrc', '--no-password', '--quiet', '--tuples-only', '--no-align', '--set=ON_ERROR_STOP=1', `--dbname=dbname=${conninfoValue(db)}`],

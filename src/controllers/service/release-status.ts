@@ -6,10 +6,10 @@ import type { DeepReadonly } from '../runtime/informer.js';
 import { nowIso } from '../runtime/conditions.js';
 
 export type Step = NonNullable<ReleaseStatus['steps']>[number];
-export type StepName = 'Artifact' | 'StartCandidate' | 'Migrate' | 'HealthCheck' | 'ShiftTraffic';
+export type StepName = 'Build' | 'Artifact' | 'StartCandidate' | 'Migrate' | 'HealthCheck' | 'ShiftTraffic';
 export type Phase = NonNullable<ReleaseStatus['phase']>;
 
-export const STEP_ORDER: StepName[] = ['Artifact', 'StartCandidate', 'Migrate', 'HealthCheck', 'ShiftTraffic'];
+export const STEP_ORDER: StepName[] = ['Build', 'Artifact', 'StartCandidate', 'Migrate', 'HealthCheck', 'ShiftTraffic'];
 export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set(['Completed', 'Failed', 'RolledBack']);
 
 export function stepOf(release: DeepReadonly<Release> | Release, name: StepName): Step | undefined {
@@ -36,7 +36,7 @@ export function withStep(steps: readonly Step[] | undefined, name: StepName, cha
   return list;
 }
 
-/** Steps kept when a release that already ran is rolled out again: its artifact, and its migration, which runs once per release. */
+/** Steps kept when a release that already ran is rolled out again: its build and artifact, and its migration, which runs once per release. */
 export function stepsForReactivation(steps: readonly Step[] | undefined): Step[] {
-  return (steps ?? []).filter((s) => (s.name === 'Artifact' || s.name === 'Migrate') && isDone(s)).map((s) => ({ ...s }));
+  return (steps ?? []).filter((s) => (s.name === 'Build' || s.name === 'Artifact' || s.name === 'Migrate') && isDone(s)).map((s) => ({ ...s }));
 }

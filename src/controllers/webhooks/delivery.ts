@@ -17,6 +17,7 @@ export type WebhookEventType =
   | 'domain.failed'
   | 'backup.failed'
   | 'backup.stale'
+  | 'backup.drill_failed'
   | 'alert.firing'
   | 'alert.resolved';
 
@@ -38,10 +39,14 @@ export const EVENT_MAPPING: ReadonlyArray<{ reason: string; kinds: readonly stri
   { reason: 'RolledBack', kinds: ['Service', 'Release'], type: 'release.rolled_back' },
   { reason: 'ReleaseCreated', kinds: ['Service'], type: 'release.rolled_back', messageMatches: /\brollback to revision \d+/ },
   { reason: 'DNSVerified', kinds: ['Domain'], type: 'domain.dns_verified' },
+  // The domain controller records CertificateIssued, CertificateFailed and DomainFailed (hostname conflicts).
+  { reason: 'CertificateIssued', kinds: ['Domain'], type: 'domain.cert_active' },
   { reason: 'CertificateReady', kinds: ['Domain'], type: 'domain.cert_active' },
+  { reason: 'CertificateFailed', kinds: ['Domain'], type: 'domain.failed' },
   { reason: 'DomainFailed', kinds: ['Domain'], type: 'domain.failed' },
   { reason: 'BackupFailed', kinds: ['Backup', 'BackupPolicy'], type: 'backup.failed' },
   { reason: 'BackupStale', kinds: ['BackupPolicy'], type: 'backup.stale' },
+  { reason: 'DrillFailed', kinds: ['BackupPolicy'], type: 'backup.drill_failed' },
   { reason: 'AlertFiring', kinds: ['Alert'], type: 'alert.firing' },
   { reason: 'AlertResolved', kinds: ['Alert'], type: 'alert.resolved' },
 ];
