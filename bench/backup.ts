@@ -43,13 +43,14 @@ async function generate(db: MariaDbServer): Promise<number> {
   for (let start = 0; start < ROWS; start += batch) {
     const n = Math.min(batch, ROWS - start);
     await db.query(
-      `SET SESSION cte_max_recursion_depth = ${n + 1};
+      `SET SESSION max_recursive_iterations = ${n + 1};
        INSERT INTO ${DB}.orders
        WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ${n})
        SELECT ${start} + i, CONCAT('customer-', MD5(${start} + i)), CONCAT(SHA2(${start} + i, 256), MD5(RAND()), MD5(RAND())),
               ROUND(RAND() * 10000, 2), NOW() - INTERVAL (${start} + i) SECOND FROM seq;`,
     );
   }
+  await db.query(`ANALYZE TABLE ${DB}.orders;`);
   const size = await db.query(`SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA='${DB}' AND TABLE_NAME='orders';`);
   return Number(size.trim());
 }

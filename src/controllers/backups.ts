@@ -34,6 +34,8 @@ export interface BackupOptions {
 
 export interface BackupControllers {
   informers: Array<Informer<any>>;
+  policies: Informer<BackupPolicy>;
+  backups: Informer<Backup>;
   start(): void;
   shutdown(): Promise<void>;
 }
@@ -86,6 +88,8 @@ export function createBackupControllers(o: BackupOptions): BackupControllers {
   const runners = [policyRunner, drillRunner, backupRunner, restoreRunner];
   return {
     informers: [policies, backups, restores],
+    policies,
+    backups,
     start() {
       for (const r of runners) r.start();
       for (const p of policies.list()) {

@@ -126,7 +126,7 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
   const edge = createEdgeControllers({ client, log, metrics, events, nodes, services, hosts, ...(options.edge ? { edge: options.edge } : {}) });
   const domainControllers = createDomainControllers({ client, log, metrics, events, domains: edge.domains, services, clusterId: cluster, options: { ...(options.edge?.httpsPort ? { edgeProbeAddress: `127.0.0.1:${options.edge.httpsPort}` } : {}), ...options.domains } });
   const backups = createBackupControllers({ client, log, metrics, events, hosts, identity, heartbeatMs: heartbeatIntervalMs, resyncMs: options.resyncMs ?? 15_000, ...(options.clock ? { clock: options.clock } : {}) });
-  const notifications = createNotificationControllers({ client, log, metrics, events, nodes, releases, ...(options.alertIntervalMs ? { alertIntervalMs: options.alertIntervalMs } : {}) });
+  const notifications = createNotificationControllers({ client, log, metrics, events, nodes, releases, domains: edge.domains, backups: backups.backups, backupPolicies: backups.policies, ...(options.alertIntervalMs ? { alertIntervalMs: options.alertIntervalMs } : {}) });
 
   services.onChange((current, previous) => serviceRunner.enqueue(objectKey((current ?? previous)!)));
   releases.onChange((current, previous) => {

@@ -23,6 +23,10 @@ export interface NotificationOptions {
   events: EventRecorder;
   nodes: Informer<Node>;
   releases: Informer<Release>;
+  /** Shared with the edge and backup controllers (the manager runs them). */
+  domains: Informer<Domain>;
+  backups: Informer<Backup>;
+  backupPolicies: Informer<BackupPolicy>;
   /** How often every alert rule is evaluated. Defaults to 30 s. */
   alertIntervalMs?: number;
   /** First webhook retry delay (doubling per attempt). Defaults to 1 s. */
@@ -42,9 +46,7 @@ export function createNotificationControllers(o: NotificationOptions): Notificat
   const alerts = new Informer<Alert>(client, `${API}/alerts`, log);
   const webhooks = new Informer<Webhook>(client, `${API}/webhooks`, log);
   const kubeEvents = new Informer<SlipwayEvent>(client, `${API}/events`, log);
-  const domains = new Informer<Domain>(client, `${API}/domains`, log);
-  const backups = new Informer<Backup>(client, `${API}/backups`, log);
-  const backupPolicies = new Informer<BackupPolicy>(client, `${API}/backuppolicies`, log);
+  const { domains, backups, backupPolicies } = o;
   const agent = webhookAgent();
 
   const alertsRunner = new ControllerRunner(
@@ -88,7 +90,7 @@ export function createNotificationControllers(o: NotificationOptions): Notificat
   });
 
   return {
-    informers: [rules, alerts, webhooks, kubeEvents, domains, backups, backupPolicies],
+    informers: [rules, alerts, webhooks, kubeEvents],
     start() {
       alertsRunner.start();
       webhookRunner.start();

@@ -148,13 +148,15 @@ export async function runTool(opts: RunToolOptions): Promise<RunToolResult> {
       // Errors writing to the tool (EPIPE: it exited early) are ignored: its exit code and stderr tell why.
       let toolGone = false;
       child.once('close', () => (toolGone = true));
+      // One promise for the tool's exit, raced against every wait for 'drain' (a listener per wait would pile up).
+      const gone = exited.then(() => false, () => false);
       try {
         for await (const chunk of opts.stdin as AsyncIterable<Buffer | string>) {
           if (toolGone || child.exitCode !== null || child.signalCode !== null || child.stdin.destroyed) return;
           if (!child.stdin.write(chunk)) {
             const drained = await Promise.race([
               once(child.stdin, 'drain').then(() => true, () => false),
-              once(child, 'close').then(() => false),
+              gone,
             ]);
             if (!drained) return;
           }
