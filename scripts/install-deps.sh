@@ -31,8 +31,9 @@ for cmd in "${!PACKAGES[@]}"; do
   if [[ $cmd == /* ]]; then [ -x "$cmd" ] && continue; else command -v "$cmd" >/dev/null 2>&1 && continue; fi
   missing+=("${PACKAGES[$cmd]}")
 done
-# Test images copy /bin/busybox into FROM-scratch images, so it must be the static build
-# (busybox-static replaces Debian's dynamically linked busybox package).
+# Test images and Slipway's volume-backup helper image (slipway/backup-helper) copy /bin/busybox
+# into FROM-scratch images, so it must be the static build (busybox-static replaces Debian's
+# dynamically linked busybox package).
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   missing+=(busybox-static)
 fi

@@ -390,6 +390,11 @@ describe('at least once', () => {
     const first = await waitFor('release.started attempted', () => durable.requests[0], 30_000);
     assertSigned(first);
     assert.equal(first.body.type, 'release.started');
+    if (first.body.object.name !== 'web-2') {
+      const evs = (await p.client.list<any>(nsPath(NS, 'events'))).items.filter((e) => e.reason === 'RolloutStarted');
+      const svc = await getSvc(NS, 'web');
+      console.error('DIAG', JSON.stringify({ first: first.body, hook: (await getWebhook('slipway-system', 'durable')).metadata, evs: evs.map((e) => ({ n: e.involvedObject.name, c: e.count, f: e.firstTimestamp, l: e.lastTimestamp, rv: e.metadata.resourceVersion })), active: svc.status?.activeRelease }));
+    }
     assert.deepEqual(first.body.object, { kind: 'Release', namespace: NS, name: 'web-2' });
     await waitFor('failure recorded', async () => ((await getWebhook('slipway-system', 'durable')).status?.pending?.[0]?.attempts ?? 0) >= 1);
 

@@ -1,5 +1,5 @@
 // Backup controller, Docker volumes: a volume on a registered Node backed up through a one-shot
-// helper container, the source changed, restored by a Restore into a NEW volume and compared file by
+// helper container (Slipway's own helper image: no helperImage is set), the source changed, restored by a Restore into a NEW volume and compared file by
 // file; restoring over the source needs overwriteSource; a drill restores into a throwaway volume.
 
 import assert from 'node:assert/strict';
@@ -54,10 +54,11 @@ test('a volume backup restores into a new volume with the same files; overwritin
   await sh(SOURCE, 'mkdir -p /data/sub && echo hello > /data/a.txt && head -c 100000 /dev/urandom > /data/sub/blob && echo "with space" > "/data/sub/b c.txt"');
   const original = await sh(SOURCE, LIST);
   assert.match(original, /\.\/sub\/blob/);
-  await p.policy('files', { target: { type: 'volume', volume: { name: SOURCE, node: 'vnode', helperImage: TEST_IMAGE } }, schedule: '0 3 * * *', restoreDrill: { schedule: '0 4 * * *' } });
+  await p.policy('files', { target: { type: 'volume', volume: { name: SOURCE, node: 'vnode' } }, schedule: '0 3 * * *', restoreDrill: { schedule: '0 4 * * *' } });
   const backup = await p.runBackup('files', 'files-1');
   assert.equal(backup.status?.phase, 'Succeeded', backup.status?.error);
   assert.match(backup.status?.artifact ?? '', /files-1\.tar\.gz$/);
+  assert.match(backup.status?.toolVersion ?? '', /^tar in slipway\/backup-helper:/);
 
   await sh(SOURCE, 'echo changed > /data/a.txt && rm "/data/sub/b c.txt"');
   const r = await p.restore('r1', { backup: 'files-1', volume: `bkvol-${run}-copy` });

@@ -1,8 +1,10 @@
 // Infrastructure backup engines against real systems: a Docker volume (files incl. a nested
 // dir, a unicode name, a symlink and a 3 MiB random file) is tarred out through a helper
 // container, the source changed, restored into a NEW volume and compared exactly; empty and
-// missing volumes and existing restore targets fail clearly; the round trip also runs on a
-// second node through the SSH tunnel. A real etcd (also one with authentication) is
+// missing volumes and existing restore targets fail clearly; the helper is Slipway's own image,
+// built on the node (an explicit image missing on the node fails at once, naming image and node);
+// on a second node reached through the SSH tunnel, with the helper image removed first, concurrent
+// backups provision it with one build and the round trip succeeds. A real etcd (also one with authentication) is
 // snapshotted, changed, restored into a fresh etcd and compared key by key; corrupted
 // snapshots fail clearly.
 
@@ -20,6 +22,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { Etcd3 } from 'etcd3';
 import { VolumeEngine, VOLUME_LABEL } from '../src/backup/engines/volume.js';
+import { HELPER_IMAGE } from '../src/backup/engines/helper-image.js';
 import { EtcdEngine, type RestoredEtcd } from '../src/backup/engines/etcd.js';
 import { ToolError, type SpawnObserver } from '../src/backup/engines/engine.js';
 import { volumeName } from '../src/controllers/service/container-spec.js';
@@ -125,7 +128,7 @@ async function dumpToFile(fn: (out: NodeJS.WritableStream) => Promise<{ bytes: n
 }
 
 describe('volume engine', () => {
-  const engine = () => new VolumeEngine({ image: TEST_IMAGE });
+  const engine = () => new VolumeEngine();
 
   test('backs up a volume, restores it into a new volume exactly, source untouched', async () => {
     const src = vol('data');
@@ -155,6 +158,8 @@ describe('volume engine', () => {
     assert.equal(await shOk(src, LISTING), changed, 'the source volume was modified by the restore');
     const info = await docker.getVolume(dst).inspect();
     assert.equal(info.Labels?.['slipway.dev/managed-by'], 'slipway');
+    const helper = await docker.getImage(HELPER_IMAGE).inspect();
+    assert.equal(helper.Config?.Labels?.['slipway.dev/role'], 'backup-helper');
     // No helper container is left behind.
     const left = await docker.listContainers({ all: true, filters: { label: ['slipway.dev/role=backup', `${VOLUME_LABEL}=${src}`] } });
     assert.deepEqual(left, []);
@@ -202,6 +207,19 @@ describe('volume engine', () => {
     assert.equal(await shOk(other, LISTING), await shOk(src, LISTING));
   });
 
+  test('an explicit helper image missing on the node fails at once, naming image and node, and is never pulled', async () => {
+    const src = vol('noimg');
+    await fill(src);
+    const absent = `slipway-test/absent-helper:${run}`;
+    const pinned = new VolumeEngine({ image: absent, node: 'node-a' });
+    const named = new RegExp(`helper image slipway-test/absent-helper:${run} is not present on node node-a`);
+    await assert.rejects(pinned.dump({ docker, volume: src }, new PassThrough().resume()), named);
+    const dst = vol('noimg-copy');
+    await assert.rejects(pinned.restore({ docker, volume: src }, Readable.from([Buffer.alloc(1024)]), { volume: dst }), named);
+    await assert.rejects(docker.getVolume(dst).inspect(), (e: { statusCode?: number }) => e.statusCode === 404);
+    await assert.rejects(docker.getImage(absent).inspect(), (e: { statusCode?: number }) => e.statusCode === 404);
+  });
+
   test('a garbage or empty artifact fails and leaves no new volume', async () => {
     const src = vol('bad-src');
     const garbage = vol('bad-garbage');
@@ -215,8 +233,16 @@ describe('volume engine', () => {
   });
 });
 
+/** Tag events of the helper image on `on` between `since` (unix seconds) and now: one per build. */
+async function helperBuilds(on: Docker, since: number): Promise<number> {
+  const events = await on.getEvents({ since, until: Math.floor(Date.now() / 1000) + 1, filters: { type: ['image'], event: ['tag'], image: [HELPER_IMAGE] } });
+  let text = '';
+  for await (const chunk of events as unknown as AsyncIterable<Buffer>) text += chunk.toString('utf8');
+  return text.split('\n').filter((l) => l.includes(HELPER_IMAGE)).length;
+}
+
 describe('volume engine over SSH', () => {
-  test('backs up and restores a volume on a remote node through the SSH tunnel', async () => {
+  test('on a second node without the helper image, concurrent backups build it once and the round trip succeeds', async () => {
     const t0 = Date.now();
     const node = await startSecondNode();
     const host = await connectDockerHost(node.dockerSpec, node.privateKey);
@@ -226,13 +252,31 @@ describe('volume engine over SSH', () => {
     try {
       await buildTestImage(local);
       process.stderr.write(`# second node ready in ${Date.now() - t0} ms\n`);
+      // Remove Slipway's helper images (only those: labelled as ours) so the backup must provision one.
+      const helpers = await local.listImages({ filters: { reference: ['slipway/backup-helper'], label: ['slipway.dev/role=backup-helper'] } });
+      for (const img of helpers) await local.getImage(img.Id).remove({ force: true }).catch((e: { statusCode?: number }) => assert.equal(e.statusCode, 404));
+      await assert.rejects(local.getImage(HELPER_IMAGE).inspect(), (e: { statusCode?: number }) => e.statusCode === 404);
       await fill(src, local);
       const before = await shOk(src, LISTING, local);
-      const engine = new VolumeEngine({ image: TEST_IMAGE });
+
+      const since = Math.floor(Date.now() / 1000) - 1;
+      const engine = new VolumeEngine({ node: 'node-2' });
       const t1 = Date.now();
-      const { file, bytes } = await dumpToFile((out) => engine.dump({ docker: host.docker, volume: src }, out), 'ssh.tar');
-      await engine.restore({ docker: host.docker, volume: src }, createReadStream(file), { volume: dst });
-      process.stderr.write(`# volume over ssh: ${bytes} bytes dumped and restored in ${Date.now() - t1} ms\n`);
+      const [first, second] = await Promise.all([
+        dumpToFile((out) => engine.dump({ docker: host.docker, volume: src }, out), 'ssh-1.tar'),
+        dumpToFile((out) => new VolumeEngine({ node: 'node-2' }).dump({ docker: host.docker, volume: src }, out), 'ssh-2.tar'),
+      ]);
+      process.stderr.write(`# volume over ssh: helper image built and 2 x ${first.bytes} bytes dumped in ${Date.now() - t1} ms\n`);
+      assert.equal(first.toolVersion, `tar in ${HELPER_IMAGE}`);
+      assert.equal(second.bytes, first.bytes);
+      const helper = await local.getImage(HELPER_IMAGE).inspect();
+      assert.deepEqual(
+        [helper.Config?.Labels?.['slipway.dev/managed-by'], helper.Config?.Labels?.['slipway.dev/role']],
+        ['slipway', 'backup-helper'],
+      );
+      assert.equal(await helperBuilds(local, since), 1, 'concurrent first uses share one build');
+
+      await engine.restore({ docker: host.docker, volume: src }, createReadStream(first.file), { volume: dst });
       assert.equal(await shOk(dst, LISTING, local), before);
       const left = await local.listContainers({ all: true, filters: { label: ['slipway.dev/role=backup', `${VOLUME_LABEL}=${src}`] } });
       assert.deepEqual(left, []);

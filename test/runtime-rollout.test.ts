@@ -328,8 +328,8 @@ describe('scheduled services', () => {
     }, 30_000);
     assert.equal(runs.filter((r) => r.result === 'Running').length, 1);
     assert.deepEqual(runs.map((r) => r.result), ['Succeeded', 'Running', 'Skipped']);
-    const events = await p.client.list(nsPath(NS, 'events'));
-    assert.ok(events.items.some((e) => e.reason === 'RunSkipped' && e.involvedObject?.name === 'nightly'));
+    // The Event is recorded after the status write that shows the skipped run.
+    await waitFor('a RunSkipped Event', async () => (await p.client.list(nsPath(NS, 'events'))).items.some((e) => e.reason === 'RunSkipped' && e.involvedObject?.name === 'nightly'), 10_000);
     await p.client.delete(nsPath(NS, 'services', 'nightly'));
   });
 });

@@ -2,6 +2,7 @@
 // watch hub, garbage collector, compactor, the log/exec forwarding to the controller manager, and
 // the koa app with its one error middleware.
 
+import { SLIPWAY_VERSION } from '../util/version.js';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -43,7 +44,7 @@ import { RbacState } from './auth/rbac-state.js';
 import { readStaticTokens, type StaticToken } from './auth/tokens.js';
 import { REDACT } from '../util/log-redaction.js';
 
-export const SERVER_VERSION = '0.1.0';
+export const SERVER_VERSION = SLIPWAY_VERSION;
 
 export interface ApiServerOptions {
   etcdEndpoints: string[];

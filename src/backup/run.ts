@@ -30,7 +30,15 @@ export type BackupTarget =
   | { type: 'postgres'; connection: ConnectionTarget & { database: string } }
   | { type: 'redis'; connection: RedisTarget }
   | { type: 'etcd'; connection: EtcdTarget }
-  | { type: 'volume'; docker: Docker; volume: string; image: string };
+  | {
+      type: 'volume';
+      docker: Docker;
+      volume: string;
+      /** The node's name, for messages. */
+      node?: string;
+      /** A helper image present on the node; unset: Slipway's own, built on the node when missing. */
+      image?: string;
+    };
 
 /** A stored artifact as a Backup recorded it. */
 export interface ArtifactRef {
@@ -134,7 +142,7 @@ function dump(target: BackupTarget, out: NodeJS.WritableStream, o: LibraryOption
     case 'etcd':
       return new EtcdEngine(o.engine).dump(target.connection, out, o.signal);
     case 'volume':
-      return new VolumeEngine({ ...o.engine, image: target.image }).dump({ docker: target.docker, volume: target.volume }, out, o.signal);
+      return new VolumeEngine({ ...o.engine, image: target.image, node: target.node }).dump({ docker: target.docker, volume: target.volume }, out, o.signal);
   }
 }
 
@@ -223,7 +231,7 @@ async function restoreInto(target: BackupTarget, input: NodeJS.ReadableStream, i
     }
     case 'volume': {
       const volume = required(into.volume, 'volume');
-      await new VolumeEngine({ ...o.engine, image: target.image }).restore({ docker: target.docker, volume: target.volume }, input, { volume, overwriteSource: into.overwriteSource }, signal);
+      await new VolumeEngine({ ...o.engine, image: target.image, node: target.node }).restore({ docker: target.docker, volume: target.volume }, input, { volume, overwriteSource: into.overwriteSource }, signal);
       return {
         description: `volume ${volume}`,
         validate: async (v) => (v?.tables?.length || v?.query ? 'table and query validation applies to mysql and postgres targets only' : undefined),

@@ -290,7 +290,7 @@ export async function startSecondNode(): Promise<SecondNode> {
 /** Bump when the image contents below change, so cached images are rebuilt. */
 export const TEST_IMAGE_VERSION = '1';
 export const TEST_IMAGE = 'slipway-test-app:1';
-const IMAGE_VERSION_LABEL = 'slipway.test.image-version';
+export const IMAGE_VERSION_LABEL = 'slipway.test.image-version';
 
 const START_SCRIPT = `#!/bin/sh
 # Entry point of the Slipway test app: logs a start line, serves HTTP with busybox httpd and
@@ -347,10 +347,11 @@ export async function writeBuildContext(dir: string): Promise<void> {
   await writeFile(join(dir, 'Dockerfile'), DOCKERFILE);
 }
 
-async function cachedImageId(docker: Docker, tag: string): Promise<string | undefined> {
+/** The id of image `tag` when its version label is `version`, else undefined. */
+export async function cachedImageId(docker: Docker, tag: string, version = TEST_IMAGE_VERSION): Promise<string | undefined> {
   try {
     const info = await docker.getImage(tag).inspect();
-    return info.Config?.Labels?.[IMAGE_VERSION_LABEL] === TEST_IMAGE_VERSION ? info.Id : undefined;
+    return info.Config?.Labels?.[IMAGE_VERSION_LABEL] === version ? info.Id : undefined;
   } catch {
     return undefined;
   }
@@ -367,9 +368,17 @@ export async function buildTestImage(docker: Docker, tag = TEST_IMAGE): Promise<
   if (cached) return cached;
   const dynamic = await run('ldd', ['/bin/busybox']).then(() => true, () => false);
   if (dynamic) throw new Error('/bin/busybox is dynamically linked: install busybox-static for the test image');
+  return buildImageFromContext(docker, tag, TEST_IMAGE_VERSION, writeBuildContext);
+}
+
+/**
+ * Builds image `tag` from a context `write` fills in a temp dir (its Dockerfile must set the
+ * `slipway.test.image-version` label to `version`); returns the image id.
+ */
+export async function buildImageFromContext(docker: Docker, tag: string, version: string, write: (dir: string) => Promise<void>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'slw-image-'));
   try {
-    await writeBuildContext(dir);
+    await write(dir);
     const tar = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const stream = await docker.buildImage(tar.stdout as unknown as NodeJS.ReadableStream, { t: tag, rm: true, forcerm: true });
     const output = await new Promise<Array<{ error?: string; stream?: string }>>((resolve, reject) =>
@@ -380,7 +389,7 @@ export async function buildTestImage(docker: Docker, tag = TEST_IMAGE): Promise<
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const id = await cachedImageId(docker, tag);
+  const id = await cachedImageId(docker, tag, version);
   if (!id) throw new Error(`building ${tag} finished but the image is missing or unlabelled`);
   return id;
 }

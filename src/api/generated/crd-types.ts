@@ -215,7 +215,7 @@ export interface BackupPolicySpec {
       };
       /** Node holding the volume. Required without serviceRef; with serviceRef it defaults to the node of the active release's first replica. */
       node?: string;
-      /** Image of the one-shot helper container that runs `tar` with the volume mounted; it must be present on the node and contain `tar` (and `sh` and `rm` for restores over the source). Defaults to `busybox:latest`. */
+      /** Image of the one-shot helper container that runs `tar` with the volume mounted. When unset, Slipway uses its own `slipway/backup-helper:<version>` (FROM scratch, the manager host's static busybox), which it builds on the node through the node's Docker connection when the node does not have it yet, so no registry is needed. An image set here is never pulled; it must already be present on the node (a missing one fails the run with an error naming the image and the node) and contain `tar` (and `sh` and `rm` for restores over the source). */
       helperImage?: string;
     };
     /** An etcd cluster, usually Slipway's own. Used when target.type is `etcd`; the snapshot is taken from the first endpoint that answers. */

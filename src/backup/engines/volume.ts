@@ -1,5 +1,6 @@
-// Docker volume backup engine: a one-shot helper container (image chosen by the caller; it
-// must contain `tar`, and `sh`/`rm` for overwriting restores) mounts the volume read-only at
+// Docker volume backup engine: a one-shot helper container (Slipway's own helper image, built on
+// the node when missing (helper-image.ts), or an image the caller names, which must be on the node
+// and contain `tar`, and `sh`/`rm` for overwriting restores) mounts the volume read-only at
 // /data and runs `tar -C /data -cf - .`; its stdout is demultiplexed from stderr
 // (modem.demuxStream) and streamed out with backpressure. Restore creates a NEW volume (an
 // existing one is refused unless overwriteSource) and pipes the tar into `tar -C /data -xf -`
@@ -10,7 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
+import { dockerMessage, dockerStatus } from '../../docker/errors.js';
 import { nonEmpty, ToolError, type BackupEngine, type DumpResult, type EngineOptions } from './engine.js';
+import { ensureHelperImage, requireHelperImage } from './helper-image.js';
 
 export const BACKUP_HELPER_LABELS = {
   'slipway.dev/managed-by': 'slipway',
@@ -38,19 +41,15 @@ export interface VolumeRestoreTarget {
 }
 
 export interface VolumeEngineOptions extends EngineOptions {
-  /** Helper image present on the node; must contain `tar` (and `sh`, `rm` for overwriteSource). */
-  image: string;
-}
-
-interface DockerErr {
-  statusCode?: number;
-  json?: { message?: string };
-  message: string;
-}
-
-function dockerMessage(e: unknown): string {
-  const err = e as DockerErr;
-  return err.json?.message ?? err.message;
+  /**
+   * Helper image, never pulled: it must be on the node and contain `tar` (and `sh`, `rm` for
+   * overwriteSource). Unset: Slipway's own HELPER_IMAGE, built on the node when it is missing.
+   */
+  image?: string;
+  /** The node's name, for error messages. */
+  node?: string;
+  /** The static busybox the default helper image is built from (default /bin/busybox). */
+  busyboxPath?: string;
 }
 
 function tail(text: string, n = 8): string {
@@ -141,8 +140,12 @@ function streamDone(stream: NodeJS.ReadableStream): Promise<Error | undefined> {
 }
 
 export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTarget, void> {
-  constructor(private readonly options: VolumeEngineOptions) {
-    if (!options?.image) throw new Error('volume engine: a helper image (containing tar) is required');
+  constructor(private readonly options: VolumeEngineOptions = {}) {}
+
+  /** The helper image to run on this node: checked to be there, or (the default) built there. */
+  private helperImage(docker: Docker): Promise<string> {
+    const { image, node, busyboxPath } = this.options;
+    return image ? requireHelperImage(docker, image, node) : ensureHelperImage(docker, node, busyboxPath);
   }
 
   /** The volume's inspect data, or undefined if it does not exist. */
@@ -150,16 +153,16 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
     try {
       return await docker.getVolume(volume).inspect();
     } catch (e) {
-      if ((e as DockerErr).statusCode === 404) return undefined;
+      if (dockerStatus(e) === 404) return undefined;
       throw new Error(`volume "${volume}": inspecting it failed: ${dockerMessage(e)}`);
     }
   }
 
-  private async createHelper(docker: Docker, volume: string, readOnly: boolean, entrypoint: string[], cmd: string[], stdin: boolean): Promise<Docker.Container> {
+  private async createHelper(docker: Docker, image: string, volume: string, readOnly: boolean, entrypoint: string[], cmd: string[], stdin: boolean): Promise<Docker.Container> {
     try {
       return await docker.createContainer({
         name: `slipway-volbackup-${randomBytes(6).toString('hex')}`,
-        Image: this.options.image,
+        Image: image,
         Entrypoint: entrypoint,
         Cmd: cmd,
         WorkingDir: '/',
@@ -180,17 +183,13 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
         },
       });
     } catch (e) {
-      const err = e as DockerErr;
-      if (err.statusCode === 404 && /image/i.test(dockerMessage(e))) {
-        throw new Error(`volume "${volume}": helper image ${this.options.image} is not present on the node (pull it first)`);
-      }
       throw new Error(`volume "${volume}": creating the helper container failed: ${dockerMessage(e)}`);
     }
   }
 
   private async removeHelper(container: Docker.Container): Promise<void> {
-    await container.remove({ force: true, v: false }).catch((e: DockerErr) => {
-      if (e.statusCode !== 404) throw new Error(`removing helper container ${container.id} failed: ${dockerMessage(e)}`);
+    await container.remove({ force: true, v: false }).catch((e: unknown) => {
+      if (dockerStatus(e) !== 404) throw new Error(`removing helper container ${container.id} failed: ${dockerMessage(e)}`);
     });
   }
 
@@ -199,7 +198,8 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
     const { docker, volume } = target;
     if (!volume) throw new Error('volume engine: the target has no volume name');
     if (!(await this.volumeInfo(docker, volume))) throw new Error(`volume "${volume}" does not exist on the node`);
-    const container = await this.createHelper(docker, volume, true, ['tar'], ['-C', '/data', '-cf', '-', '.'], false);
+    const image = await this.helperImage(docker);
+    const container = await this.createHelper(docker, image, volume, true, ['tar'], ['-C', '/data', '-cf', '-', '.'], false);
     const onAbort = () => void container.kill().catch(() => undefined);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -271,7 +271,7 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
       if (streamErr) throw new Error(`volume "${volume}": the container output stream failed: ${streamErr.message}`);
       if (bytes === 0) throw new Error(`tar of volume "${volume}" produced no output`);
       if (watcher.entries === 0) throw new Error(`volume "${volume}" is empty: nothing to back up`);
-      return { toolVersion: `tar in ${this.options.image}`, bytes };
+      return { toolVersion: `tar in ${image}`, bytes };
     } finally {
       signal?.removeEventListener('abort', onAbort);
       await this.removeHelper(container);
@@ -288,6 +288,7 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
       const what = docker === target.docker && volume === target.volume ? 'the source volume' : 'an existing volume';
       throw new Error(`volume restore: refusing to restore into ${what} "${volume}" (restores go into a NEW volume; set overwriteSource to allow it)`);
     }
+    const image = await this.helperImage(docker);
     let created = false;
     if (!exists) {
       try {
@@ -301,18 +302,18 @@ export class VolumeEngine implements BackupEngine<VolumeTarget, VolumeRestoreTar
       }
     }
     try {
-      await this.extract(docker, volume, artifact, !!exists, signal);
+      await this.extract(docker, image, volume, artifact, !!exists, signal);
     } catch (e) {
       if (created) await docker.getVolume(volume).remove({ force: true }).catch(() => undefined);
       throw e;
     }
   }
 
-  private async extract(docker: Docker, volume: string, artifact: NodeJS.ReadableStream, clearFirst: boolean, signal?: AbortSignal): Promise<void> {
+  private async extract(docker: Docker, image: string, volume: string, artifact: NodeJS.ReadableStream, clearFirst: boolean, signal?: AbortSignal): Promise<void> {
     const [entrypoint, cmd] = clearFirst
       ? [['sh', '-c'], ['rm -rf /data/..?* /data/.[!.]* /data/* && exec tar -C /data -xf -']]
       : [['tar'], ['-C', '/data', '-xf', '-']];
-    const container = await this.createHelper(docker, volume, false, entrypoint, cmd, true);
+    const container = await this.createHelper(docker, image, volume, false, entrypoint, cmd, true);
     const onAbort = () => void container.kill().catch(() => undefined);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {

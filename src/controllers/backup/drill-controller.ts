@@ -96,7 +96,7 @@ export class RestoreDrillController implements Controller {
       const { store, secrets: storeSecrets } = await openLocation(this.ctx.client, namespace, policy.spec!.location);
       secrets.push(...storeSecrets);
       try {
-        const target = await resolveTarget(this.ctx.client, this.ctx.hosts, namespace, policy.spec as BackupPolicy['spec'] & object);
+        const target = await resolveTarget(this.ctx.client, this.ctx.hosts, namespace, policy.spec as BackupPolicy['spec'] & object, 'restore');
         secrets.push(...targetSecrets(target));
         const result = await runDrill({
           target,

@@ -1,8 +1,9 @@
 // Turns a BackupPolicy's target and a BackupLocation into what the backup library needs: connection
 // details with the password read from its Secret, a Docker client for a volume's node, an open store.
 // A `serviceRef` is resolved to a ready endpoint of the Service's active release (its published port
-// on its node), or for volumes to the Service's volume on the node of its first replica. Errors name
-// the field and the object, never a secret value.
+// on its node), or for volumes to the Service's volume on the node of its first replica. A Redis
+// restore never connects to its source, so resolving for one does not need the Service to be up.
+// Errors name the field and the object, never a secret value.
 
 import type Docker from 'dockerode';
 import type { BackupLocation, BackupPolicySpec, Secret, Service } from '../../api/generated/crd-types.js';
@@ -68,7 +69,10 @@ async function address(client: ApiClient, namespace: string, c: Conn, field: str
 const password = (client: ApiClient, namespace: string, ref: { name: string; key?: string } | undefined, field: string) =>
   ref ? secretValue(client, namespace, ref, `${field}.passwordSecretRef`) : Promise.resolve(undefined);
 
-export async function resolveTarget(client: ApiClient, hosts: DockerHosts, namespace: string, spec: BackupPolicySpec): Promise<BackupTarget> {
+/** What a target is resolved for: a backup reads the source; a restore (or drill) may not need it. */
+export type ResolvePurpose = 'backup' | 'restore';
+
+export async function resolveTarget(client: ApiClient, hosts: DockerHosts, namespace: string, spec: BackupPolicySpec, purpose: ResolvePurpose = 'backup'): Promise<BackupTarget> {
   const t = spec.target;
   const missing = (): never => {
     throw new ConfigError(`spec.target.${t.type} is required when spec.target.type is ${t.type}`);
@@ -84,6 +88,9 @@ export async function resolveTarget(client: ApiClient, hosts: DockerHosts, names
     }
     case 'redis': {
       const c = t.redis ?? missing();
+      // A Redis restore starts a new server from the artifact and never contacts the source: a
+      // Service that is down (the usual reason to restore) must not block it. No address is needed.
+      if (purpose === 'restore' && c.serviceRef) return { type: 'redis', connection: { host: `service ${namespace}/${c.serviceRef.name}`, port: 0 } };
       const at = await address(client, namespace, c, 'spec.target.redis', 6379);
       const pw = await password(client, namespace, c.passwordSecretRef, 'spec.target.redis');
       return { type: 'redis', connection: { ...at, ...(c.user ? { user: c.user } : {}), ...(pw !== undefined ? { password: pw } : {}) } };
@@ -99,12 +106,16 @@ export async function resolveTarget(client: ApiClient, hosts: DockerHosts, names
       let volume = c.name;
       if (c.serviceRef) {
         const svc = await service(client, namespace, c.serviceRef.name, 'spec.target.volume.serviceRef');
+        const declared = (svc.spec?.volumes ?? []).map((v) => v.name);
+        if (!declared.includes(c.name)) {
+          throw new ConfigError(`spec.target.volume.name: Service ${namespace}/${c.serviceRef.name} has no volume ${JSON.stringify(c.name)} (its volumes: ${declared.join(', ') || 'none'})`);
+        }
         volume = volumeName(namespace, c.serviceRef.name, c.name);
         node ??= svc.status?.endpoints?.[0]?.node;
         if (!node) throw new Error(`spec.target.volume.serviceRef: Service ${namespace}/${c.serviceRef.name} has no replica, so the node holding volume ${volume} is unknown; set spec.target.volume.node`);
       }
       if (!node) throw new ConfigError('spec.target.volume.node: set node or serviceRef');
-      return { type: 'volume', docker: await hosts.docker(node), volume, image: c.helperImage ?? 'busybox:latest' };
+      return { type: 'volume', docker: await hosts.docker(node), volume, node, ...(c.helperImage ? { image: c.helperImage } : {}) };
     }
   }
 }

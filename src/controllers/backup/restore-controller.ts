@@ -95,7 +95,7 @@ export class RestoreController implements Controller {
 
   private async restore(r: DeepReadonly<Restore>, backup: DeepReadonly<Backup>, policy: DeepReadonly<BackupPolicy>, secrets: string[]): Promise<string> {
     const namespace = r.metadata.namespace!;
-    const target = await resolveTarget(this.ctx.client, this.ctx.hosts, namespace, policy.spec as BackupPolicy['spec'] & object);
+    const target = await resolveTarget(this.ctx.client, this.ctx.hosts, namespace, policy.spec as BackupPolicy['spec'] & object, 'restore');
     secrets.push(...targetSecrets(target));
     const into = restoreTargetOf(r, target);
     const { store, secrets: storeSecrets } = await openLocation(this.ctx.client, namespace, backup.status!.location ?? policy.spec!.location);
