@@ -10,8 +10,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
@@ -19,6 +19,7 @@ import { Pool } from 'undici';
 import { startEtcd, type EtcdCluster } from '../test/helpers/etcd.js';
 import { freePort } from '../test/helpers/ports.js';
 import { startApi, type TestApi } from '../test/helpers/apiserver.js';
+import { issueToken } from '../src/apiserver/auth/tokens.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHECKOUT = resolve(HERE, '../..');
@@ -97,6 +98,8 @@ function service(name: string, ns: string, extra: Record<string, unknown> = {}) 
 
 interface Server {
   url: string;
+  /** An admin bearer token for this server. */
+  token: string;
   /** The server's process id, when it runs as its own process. */
   pid?: number;
   stop(): Promise<void>;
@@ -144,9 +147,14 @@ async function waitReady(url: string, timeoutMs: number): Promise<void> {
 async function startServer(etcd: EtcdCluster): Promise<Server> {
   if (inProcess) {
     const api: TestApi = await startApi({ etcd, logLevel: 'silent' });
-    return { url: api.url, stop: () => api.stop() };
+    return { url: api.url, token: api.adminToken, stop: () => api.stop() };
   }
   const port = await freePort();
+  // An admin token for the bench, in a 0600 token file only this server reads.
+  const { token } = issueToken();
+  const tokenDir = mkdtempSync(resolve(tmpdir(), 'slipway-bench-api-'));
+  const tokenFile = resolve(tokenDir, 'tokens.csv');
+  writeFileSync(tokenFile, `${token},bench,admin\n`, { mode: 0o600 });
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -155,6 +163,7 @@ async function startServer(etcd: EtcdCluster): Promise<Server> {
       '--etcd-servers', etcd.endpoints.join(','),
       '--port', String(port),
       '--crds-dir', resolve(CHECKOUT, 'crds'),
+      '--token-auth-file', tokenFile,
       '--log-level', 'silent',
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
@@ -163,9 +172,11 @@ async function startServer(etcd: EtcdCluster): Promise<Server> {
   await waitReady(url, 30_000);
   return {
     url,
+    token,
     ...(child.pid !== undefined ? { pid: child.pid } : {}),
     stop: () =>
       new Promise<void>((done) => {
+        rmSync(tokenDir, { recursive: true, force: true });
         if (child.exitCode !== null) return done();
         child.once('exit', () => done());
         child.kill('SIGTERM');
@@ -189,11 +200,14 @@ async function rawEtcdPuts(etcd: EtcdCluster): Promise<{ perSecond: number; p50:
   return { perSecond: RAW_PUTS / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpu };
 }
 
+/** The Authorization header every bench request carries (set once the server is up). */
+let auth: Record<string, string> = {};
+
 async function request(pool: Pool, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<any> {
   const res = await pool.request({
     method: method as any,
     path,
-    headers: body === undefined ? {} : { 'content-type': contentType },
+    headers: body === undefined ? auth : { ...auth, 'content-type': contentType },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.body.text();
@@ -203,7 +217,7 @@ async function request(pool: Pool, method: string, path: string, body?: unknown,
 
 /** Opens a watch and calls `onLine` per event line; resolves once the stream is open. */
 async function openWatch(pool: Pool, path: string, onLine: (line: string) => void, signal: AbortSignal): Promise<void> {
-  const res = await pool.request({ method: 'GET', path, signal, bodyTimeout: 0, headersTimeout: 60_000 });
+  const res = await pool.request({ method: 'GET', path, headers: auth, signal, bodyTimeout: 0, headersTimeout: 60_000 });
   if (res.statusCode !== 200) throw new Error(`watch ${path}: ${res.statusCode} ${await res.body.text()}`);
   let buffered = '';
   res.body.setEncoding('utf8');
@@ -234,6 +248,7 @@ async function main(): Promise<void> {
     report(`                       ${raw.cpu}`);
 
     server = await startServer(etcd);
+    auth = { authorization: `Bearer ${server.token}` };
     api = new Pool(server.url, { connections: CONCURRENCY, pipelining: 1 });
     for (const ns of [NS, WATCH_NS]) await request(api, 'POST', `${G}/namespaces`, { apiVersion: 'slipway.dev/v1alpha1', kind: 'Namespace', metadata: { name: ns } });
     const svcPath = `${G}/namespaces/${NS}/services`;
@@ -277,7 +292,7 @@ async function main(): Promise<void> {
     const listStart = now();
     for (let i = 0; i < LISTS; i++) {
       const t = now();
-      const res = await api.request({ method: 'GET', path: svcPath });
+      const res = await api.request({ method: 'GET', path: svcPath, headers: auth });
       const text = await res.body.text();
       listLatencies.push(now() - t);
       if (res.statusCode !== 200) throw new Error(`list: ${res.statusCode} ${text.slice(0, 300)}`);

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { startApi } from './helpers/apiserver.js';
 import { startBackupPlatform, V1, type BackupPlatform } from './helpers/backup.js';
 import { createCli, type Cli } from './helpers/cli.js';
-import { redisCli, startMariaDb, startPostgres, startRedis, type MariaDbServer, type PostgresServer, type RedisServer } from './helpers/databases.js';
+import { redisCli, startMariaDb, startRedisOnDir, startPostgres, startRedis, type MariaDbServer, type PostgresServer, type RedisServer } from './helpers/databases.js';
 import { nsPath, waitFor } from './helpers/platform.js';
 import { freePort } from './helpers/ports.js';
 import { startSftpServer, type SftpServer } from './helpers/sftp.js';
@@ -150,16 +150,13 @@ describe('etcd and redis', () => {
     scratch.push(dir);
     const r = await p.restore('cache-r1', { backup: 'cache-1', dataDir: join(dir, 'data') });
     assert.equal(r.status?.phase, 'Succeeded', r.status?.error);
-    const port = await freePort();
-    const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', join(dir, 'data'), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const { port, stop } = await startRedisOnDir(join(dir, 'data'));
     try {
-      await waitFor('restored redis', async () => (await redisCli(port, undefined, ['PING'])).trim() === 'PONG', 10_000);
       assert.equal((await redisCli(port, undefined, ['GET', 'greeting'])).trim(), 'hello');
       assert.equal((await redisCli(port, undefined, ['LRANGE', 'list', '0', '-1'])).trim(), 'a\nb\nc');
       assert.equal((await redis.cli(['GET', 'greeting'])).trim(), 'changed', 'the source is untouched');
     } finally {
-      server.kill('SIGTERM');
-      await once(server, 'exit');
+      await stop();
     }
   });
 });

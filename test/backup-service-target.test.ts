@@ -7,8 +7,6 @@
 // the Backup with a clear message, but does not block restoring its Redis backup.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,10 +15,9 @@ import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import type { Service } from '../src/api/generated/crd-types.js';
 import { startBackupPlatform, V1, type BackupPlatform } from './helpers/backup.js';
-import { redisCli } from './helpers/databases.js';
+import { redisCli, startRedisOnDir } from './helpers/databases.js';
 import { buildTestImage, DOCKER_SOCKET, ensureDockerd, TEST_IMAGE } from './helpers/docker.js';
 import { nsPath, registerNode, waitFor } from './helpers/platform.js';
-import { freePort } from './helpers/ports.js';
 import { buildRedisImage, REDIS_IMAGE, REDIS_PORT } from './helpers/redis-image.js';
 
 const NS = `bksr-${randomBytes(3).toString('hex')}`;
@@ -118,14 +115,11 @@ test('a redis serviceRef backs up the Service and restores into a new data direc
   const restore = await p.restore('cache-r1', { backup: 'cache-1', dataDir: join(dir, 'data') });
   assert.equal(restore.status?.phase, 'Succeeded', restore.status?.error);
 
-  const port = await freePort();
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', join(dir, 'data'), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const { port, stop } = await startRedisOnDir(join(dir, 'data'));
   try {
-    await waitFor('the restored redis', async () => (await redisCli(port, undefined, ['PING']).catch(() => '')).trim() === 'PONG', 10_000);
     assert.deepEqual(await contents(port), ORIGINAL, 'the restored copy holds exactly the backed-up keys');
   } finally {
-    server.kill('SIGTERM');
-    await once(server, 'exit');
+    await stop();
   }
   assert.deepEqual(await contents(endpoint.port, PASSWORD), changed, "the Service's data is untouched");
 });

@@ -239,3 +239,18 @@ export async function startRedis(): Promise<RedisServer> {
   }
   return { host: '127.0.0.1', port, user: 'default', password, startMs: Date.now() - t0, cli, stop };
 }
+
+/** A passwordless redis-server on a restored data directory (left in place); resolves once it answers PING. */
+export async function startRedisOnDir(dataDir: string): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = capture(child);
+  const stop = killer(child, 'SIGTERM');
+  try {
+    await waitFor('redis-server on the restored data', child, log, async () => (await redisCli(port, undefined, ['PING'])).trim() === 'PONG', 10_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { port, stop };
+}
