@@ -77,7 +77,7 @@ describe('restore drills', () => {
     assert.equal(condition(policy, 'DrillPassing')?.status, 'True');
     // (A later slot's drill may be running already: wait for it too.)
     await waitFor('the throwaway database to be gone', async () => (await pg.query("SELECT COUNT(*) FROM pg_database WHERE datname LIKE 'slipway_drill_%';")).trim() === '0');
-    assert.ok((await p.events('DrillPassed')).some((e) => e.involvedObject.name === 'pg-drill'));
+    await waitFor('a DrillPassed Event', async () => (await p.events('DrillPassed')).some((e) => e.involvedObject.name === 'pg-drill'), 10_000);
   });
 
   test('a drill whose validation fails records DrillFailed, a Warning Event and DrillPassing False', async () => {

@@ -58,7 +58,7 @@ describe('mysql', () => {
     assert.equal(Date.parse(policy.status!.lastScheduleTime!), Date.parse(first));
     assert.equal(policy.status?.conditions?.find((c) => c.type === 'Healthy')?.status, 'True');
     assert.equal(policy.status?.conditions?.find((c) => c.type === 'Stale')?.status, 'False');
-    assert.equal((await p.events('BackupSucceeded')).length >= 1, true);
+    await waitFor('a BackupSucceeded Event', async () => (await p.events('BackupSucceeded')).length >= 1, 10_000);
     const visible = JSON.stringify([backup, policy, await p.events('BackupSucceeded')]);
     assert.ok(!visible.includes(maria.password), 'the password appears in no status or Event');
 
@@ -198,6 +198,6 @@ describe('postgres', () => {
     assert.equal(truncated.status?.phase, 'Failed');
     assert.match(truncated.status?.error ?? '', /size/);
     assert.equal((await pg.query("SELECT COUNT(*) FROM pg_database WHERE datname LIKE 'shop_restore_pg_corrupt%' OR datname LIKE 'shop_restore_pg_truncated%';")).trim(), '0', 'nothing was restored from a bad artifact');
-    assert.ok((await p.events('RestoreFailed')).some((e) => e.type === 'Warning' && e.involvedObject.name === 'pg-corrupt'));
+    await waitFor('a RestoreFailed Warning Event', async () => (await p.events('RestoreFailed')).some((e) => e.type === 'Warning' && e.involvedObject.name === 'pg-corrupt'), 10_000);
   });
 });

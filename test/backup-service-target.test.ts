@@ -156,8 +156,8 @@ test('a serviceRef to a Service with no ready replica fails the Backup with a cl
   assert.equal(backup.status?.phase, 'Failed');
   assert.notEqual(backup.status?.verified, true);
   assert.match(backup.status?.error ?? '', /spec\.target\.redis\.serviceRef: Service .*\/idle has no ready replica/);
-  const events = await p.events('BackupFailed');
-  assert.ok(events.some((e) => e.involvedObject?.name === 'idle-1' || e.message?.includes('idle-1')), 'a BackupFailed Warning Event is recorded');
+  // The Event is recorded after the status write that shows the failure.
+  await waitFor('a BackupFailed Warning Event', async () => (await p.events('BackupFailed')).some((e) => e.type === 'Warning' && (e.involvedObject?.name === 'idle-1' || e.message?.includes('idle-1'))), 10_000);
 });
 
 test('a redis backup of a Service restores while the Service has no running replica (disaster recovery)', async () => {
