@@ -1,7 +1,8 @@
 // Wiring of the edge controller into the controller manager: its Domain informer, the Caddy admin
 // clients of the edge nodes, its metrics, and the handlers that map changes to edge-node keys.
-// Only changes the rendered config can depend on enqueue anything, and they are delayed by a short
-// debounce so that a burst of changes becomes one reconcile (and at most one Caddy reload).
+// Only changes the rendered config can depend on enqueue anything. The first change reconciles at
+// once; further changes within a short window are coalesced into one reconcile at its end, so a
+// burst costs at most two Caddy loads and a lone change (a rollout's traffic shift) none of the delay.
 
 import { Counter, Histogram } from 'prom-client';
 import type { Logger } from 'pino';
@@ -25,7 +26,7 @@ const API = '/apis/slipway.dev/v1alpha1';
 export interface EdgeOptions extends EdgeRenderOptions {
   /** How often each edge node's running config is compared with the rendered one (Caddy restarted, config lost). Defaults to 10 s. */
   resyncMs?: number;
-  /** Delay that coalesces a burst of changes into one reconcile. Defaults to 200 ms. */
+  /** Window after a reconcile in which further changes are coalesced into one. Defaults to 200 ms. */
   debounceMs?: number;
 }
 
@@ -99,9 +100,20 @@ export function createEdgeControllers(o: EdgeWiringOptions): EdgeControllers {
   const runner = new ControllerRunner(controller, o.metrics, o.log);
   const debounceMs = options.debounceMs ?? 200;
   const edgeNodes = () => o.nodes.list((n) => isEdgeNode(n)).map((n) => n.metadata.name);
+  let windowEnd = 0;
+  let trailing: NodeJS.Timeout | undefined;
+  const reconcileEdges = () => {
+    windowEnd = Date.now() + debounceMs;
+    for (const name of edgeNodes()) runner.enqueue(name);
+  };
   const changed = () => {
-    if (!enabled) return;
-    for (const name of edgeNodes()) runner.enqueueAfter(name, debounceMs);
+    if (!enabled || trailing) return;
+    const wait = windowEnd - Date.now();
+    if (wait <= 0) return reconcileEdges();
+    trailing = setTimeout(() => {
+      trailing = undefined;
+      reconcileEdges();
+    }, wait);
   };
 
   // A Service matters when it has hosts or a Domain points at it; status writes that leave its
@@ -138,6 +150,7 @@ export function createEdgeControllers(o: EdgeWiringOptions): EdgeControllers {
       for (const name of edgeNodes()) runner.enqueue(name);
     },
     async shutdown() {
+      clearTimeout(trailing);
       await runner.shutdown();
       for (const name of [...admins.keys()]) dropAdmin(name);
     },
