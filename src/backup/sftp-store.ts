@@ -12,8 +12,8 @@ import { once } from 'node:events';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Client, type ConnectConfig, type ServerHostKeyAlgorithm, type SFTPWrapper, type Stats } from 'ssh2';
-import { fingerprint, HostKeyMismatchError, parseHostKey } from '../docker/ssh-tunnel.js';
+import { Client, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
+import { HostKeyMismatchError, parseHostKey, pinnedHostKey } from '../docker/ssh-tunnel.js';
 import {
   ArtifactNotFoundError,
   DigestStream,
@@ -46,15 +46,6 @@ export interface SftpStoreOptions {
 const SFTP_EOF = 1;
 const SFTP_NO_SUCH_FILE = 2;
 const READ_CHUNK = 64 * 1024;
-
-/** Host key algorithms to ask for, so a server with several host keys presents the pinned type. */
-const HOST_KEY_ALGORITHMS: Record<string, ServerHostKeyAlgorithm[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-};
 
 interface Session {
   client: Client;
@@ -192,16 +183,7 @@ export class SftpStore implements BackupStore {
       readyTimeout: options.readyTimeoutMs ?? 10_000,
       keepaliveInterval: options.keepaliveIntervalMs ?? 10_000,
       keepaliveCountMax: 3,
-      algorithms: { serverHostKey: HOST_KEY_ALGORITHMS[this.pinned.type] },
-      hostVerifier: (key: Buffer) => {
-        if (key.equals(this.pinned.blob)) return true;
-        mismatch = new HostKeyMismatchError(
-          `${options.host}:${options.port ?? 22}`,
-          fingerprint(this.pinned.blob),
-          fingerprint(key),
-        );
-        return false;
-      },
+      ...pinnedHostKey(this.pinned, `${options.host}:${options.port ?? 22}`, (err) => (mismatch = err)),
     };
     return new Promise<Session>((resolve, reject) => {
       let session: Session | undefined;

@@ -62,6 +62,19 @@ const HOST_KEY_ALGORITHMS: Record<string, ServerHostKeyAlgorithm[]> = {
   'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
 };
 
+/** ssh2 options that accept only the pinned host key; another key is handed to `onMismatch` and refused. */
+export function pinnedHostKey(pinned: PinnedKey, target: string, onMismatch: (err: HostKeyMismatchError) => void): Pick<ConnectConfig, 'algorithms' | 'hostVerifier'> {
+  return {
+    // Ask for the pinned key's type, so a server with several host keys presents that one.
+    algorithms: { serverHostKey: HOST_KEY_ALGORITHMS[pinned.type] },
+    hostVerifier: (key: Buffer) => {
+      if (key.equals(pinned.blob)) return true;
+      onMismatch(new HostKeyMismatchError(target, fingerprint(pinned.blob), fingerprint(key)));
+      return false;
+    },
+  };
+}
+
 /** Parses `type base64 [comment]`; throws a clear error for anything else. */
 export function parseHostKey(line: string): PinnedKey {
   const [type, data] = line.trim().split(/\s+/);
@@ -200,13 +213,7 @@ export class SshTunnel {
       readyTimeout: options.readyTimeoutMs ?? 10_000,
       keepaliveInterval: options.keepaliveIntervalMs ?? 5000,
       keepaliveCountMax: options.keepaliveCountMax ?? 3,
-      // Ask for the pinned key's type, so a server with several host keys presents that one.
-      algorithms: { serverHostKey: HOST_KEY_ALGORITHMS[this.pinned.type] },
-      hostVerifier: (key: Buffer) => {
-        if (key.equals(this.pinned.blob)) return true;
-        mismatch = new HostKeyMismatchError(this.target, fingerprint(this.pinned.blob), fingerprint(key));
-        return false;
-      },
+      ...pinnedHostKey(this.pinned, this.target, (err) => (mismatch = err)),
     };
     return new Promise<Client>((resolve, reject) => {
       let ready = false;
