@@ -38,6 +38,12 @@ pid_alive() {
   tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
 }
 
+# remove_stale_pid PIDFILE PATTERN: removes a pid file unless it names a live process matching PATTERN
+# (a machine restored from a snapshot keeps /var/run, and an old pid may belong to another process).
+remove_stale_pid() {
+  pid_alive "$1" "$2" || rm -f "$1"
+}
+
 # node_trusting_ca ARGS...: node, also trusting the Slipway CA (for https:// URLs of the API server).
 node_trusting_ca() {
   if [ -s "$CA_FILE" ]; then NODE_EXTRA_CA_CERTS=$CA_FILE node "$@"; else node "$@"; fi

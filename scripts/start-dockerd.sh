@@ -21,6 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 mkdir -p "$RUN_DIR" "$LOG_DIR"
+# dockerd refuses to start over a pid file naming a live process, even an unrelated one.
+remove_stale_pid /var/run/docker.pid dockerd
+remove_stale_pid /var/run/docker/containerd/containerd.pid containerd
 if pid_alive "$RUN_DIR/dockerd.pid" "dockerd"; then
   echo "dockerd (pid $(cat "$RUN_DIR/dockerd.pid")) is starting; waiting for it"
 else

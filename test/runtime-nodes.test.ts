@@ -6,11 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Docker from 'dockerode';
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Node, Release, Service } from '../src/api/generated/crd-types.js';
 import type { ControllerManager } from '../src/controllers/manager.js';
 import { createNamespace } from './helpers/apiserver.js';
 import { createCli, type Cli } from './helpers/cli.js';
-import { buildTestImage, DOCKER_SOCKET, startSecondNode, TEST_IMAGE, type SecondNode } from './helpers/docker.js';
+import { buildImageFromContext, DOCKER_SOCKET, startSecondNode, TEST_IMAGE_VERSION, writeBuildContext, type SecondNode } from './helpers/docker.js';
 import { API, httpGet, nsPath, registerNode, startManager, startPlatform, waitFor, type Platform } from './helpers/platform.js';
 
 const NS = 'nodes';
@@ -26,7 +28,7 @@ const service = (name: string, spec: Record<string, unknown>) => ({
   apiVersion: 'slipway.dev/v1alpha1',
   kind: 'Service',
   metadata: { name },
-  spec: { image: TEST_IMAGE, env: [{ name: 'APP_VERSION', value: name }], healthCheck: { path: '/cgi-bin/health', intervalSeconds: 1, timeoutSeconds: 1 }, ...spec },
+  spec: { image: NODES_IMAGE, env: [{ name: 'APP_VERSION', value: name }], healthCheck: { path: '/cgi-bin/health', intervalSeconds: 1, timeoutSeconds: 1 }, ...spec },
 });
 const ready = (n: Node) => n.status?.conditions?.find((c) => c.type === 'Ready');
 
@@ -48,6 +50,18 @@ function waitServing(name: string, replicas: number, timeoutMs = 60_000) {
   });
 }
 
+/**
+ * The test app under an image of this file's own (an extra label makes its id differ), so removing
+ * it from node2 cannot take the shared test image from test files running at the same time.
+ */
+const NODES_IMAGE = 'slipway-test-app:nodes-1';
+function buildNodesImage(): Promise<string> {
+  return buildImageFromContext(local, NODES_IMAGE, TEST_IMAGE_VERSION, async (dir) => {
+    await writeBuildContext(dir);
+    await appendFile(join(dir, 'Dockerfile'), 'LABEL slipway.test.copy="runtime-nodes"\n');
+  });
+}
+
 async function removeSlipwayContainers(docker: Docker) {
   for (const c of await docker.listContainers({ all: true, filters: { label: [`slipway.dev/namespace=${NS}`] } })) await docker.getContainer(c.Id).remove({ force: true });
 }
@@ -55,9 +69,9 @@ async function removeSlipwayContainers(docker: Docker) {
 before(async () => {
   p = await startPlatform();
   node2 = await startSecondNode();
-  await Promise.all([buildTestImage(local), removeSlipwayContainers(node2.docker)]);
-  // The test image is only on the local node: node2 must receive it from there.
-  await node2.docker.getImage(TEST_IMAGE).remove({ force: true }).catch(() => {});
+  await Promise.all([buildNodesImage(), removeSlipwayContainers(node2.docker)]);
+  // The image is only on the local node: node2 must receive it from there.
+  await node2.docker.getImage(NODES_IMAGE).remove({ force: true }).catch(() => {});
   manager = await startManager(p.api);
   cli = createCli(p.api.url, { token: p.api.adminToken });
   await createNamespace(p.client, NS);

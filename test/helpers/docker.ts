@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { NodeDockerSpec } from '../../src/docker/docker-host.js';
 import { freePort } from './ports.js';
-import { keyPair, killTree, processAlive, sshdPids, waitForSshBanner } from './processes.js';
+import { findProcesses, keyPair, killTree, processAlive, processIdentity, removeStalePidFiles, sshdPids, waitForSshBanner } from './processes.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,16 +35,17 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>, timeoutMs = 12
   for (;;) {
     try {
       await mkdir(lockDir);
-      await writeFile(join(lockDir, 'owner'), String(process.pid));
+      await writeFile(join(lockDir, 'owner'), processIdentity());
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(await readFile(join(lockDir, 'owner'), 'utf8').catch(() => ''));
-      if (owner && !processAlive(owner)) {
+      const owner = (await readFile(join(lockDir, 'owner'), 'utf8').catch(() => '')).trim();
+      // Written as "pid starttime": a pid reused after a reboot or snapshot restore is not the owner.
+      if (owner && processIdentity(Number(owner.split(' ')[0])) !== owner) {
         await rm(lockDir, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lockDir} (held by pid ${owner || '?'})`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lockDir} (held by ${owner || '?'})`);
       await sleep(100);
     }
   }
@@ -99,6 +100,10 @@ export async function ensureDockerd(): Promise<string> {
   if (await dockerAnswers(DOCKER_SOCKET)) return DOCKER_SOCKET;
   await withLock('/tmp/slipway-dockerd.lock', async () => {
     if (await dockerAnswers(DOCKER_SOCKET)) return;
+    await removeStalePidFiles([
+      { file: '/var/run/docker.pid', command: 'dockerd' },
+      { file: '/var/run/docker/containerd/containerd.pid', command: 'containerd' },
+    ]);
     spawnDaemon('dockerd', [], DOCKERD_LOG);
     await waitForDocker(DOCKER_SOCKET, 30_000, DOCKERD_LOG);
   });
@@ -155,6 +160,22 @@ async function ensureSecondDockerd(socketPath: string): Promise<void> {
   if (await dockerAnswers(socketPath)) return;
   await ensureBridge();
   const logFile = join(NODE2_DIR, 'dockerd.log');
+  const pidFile = join(NODE2_DIR, 'docker.pid');
+  // A second dockerd still starting (or hung) from an earlier run: give it time, then replace it.
+  const running = findProcesses((line) => line.startsWith('dockerd ') && line.includes(`--pidfile ${pidFile}`));
+  if (running.length > 0) {
+    try {
+      await waitForDocker(socketPath, 30_000, logFile);
+      return;
+    } catch {
+      for (const pid of running) killTree(pid);
+      await sleep(500);
+    }
+  }
+  await removeStalePidFiles([
+    { file: pidFile, command: 'dockerd' },
+    { file: join(NODE2_DIR, 'exec', 'containerd', 'containerd.pid'), command: 'containerd' },
+  ]);
   // Never --bridge=none: it deletes the host's docker0 and breaks the first daemon's networking.
   spawnDaemon(
     'dockerd',
@@ -162,7 +183,7 @@ async function ensureSecondDockerd(socketPath: string): Promise<void> {
       '-H', `unix://${socketPath}`,
       '--data-root', join(NODE2_DIR, 'data'),
       '--exec-root', join(NODE2_DIR, 'exec'),
-      '--pidfile', join(NODE2_DIR, 'docker.pid'),
+      '--pidfile', pidFile,
       '--bridge', NODE2_BRIDGE,
       '--iptables=false',
       '--ip-masq=false',
@@ -172,7 +193,7 @@ async function ensureSecondDockerd(socketPath: string): Promise<void> {
     ],
     logFile,
   );
-  await waitForDocker(socketPath, 30_000, logFile);
+  await waitForDocker(socketPath, 60_000, logFile);
 }
 
 interface SshKeys {

@@ -16,6 +16,53 @@ process.on('exit', () => {
 });
 
 
+/** The command line of a live process, arguments joined by spaces ('' when it is gone). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Live processes whose command line satisfies `match`. */
+export function findProcesses(match: (commandLine: string) => boolean): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const line = commandLine(Number(entry));
+    if (line && match(line)) found.push(Number(entry));
+  }
+  return found;
+}
+
+/**
+ * Removes pid files left by daemons that are gone. A machine restored from a snapshot keeps /tmp and
+ * /var/run, and the pid in an old file may now belong to an unrelated process: dockerd then refuses
+ * to start ("pid file found") and waits for a containerd that is not there. A file is stale unless
+ * its pid is a live process whose command line contains `command`.
+ */
+export async function removeStalePidFiles(files: Array<{ file: string; command: string }>): Promise<void> {
+  for (const { file, command } of files) {
+    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    if (pid > 0 && commandLine(pid).includes(command)) continue;
+    await rm(file, { force: true });
+  }
+}
+
+/**
+ * `pid` and its start time (in clock ticks since boot), which tells a live owner from a later
+ * process that reused its pid.
+ */
+export function processIdentity(pid: number = process.pid): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return `${pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  } catch {
+    return `${pid} gone`;
+  }
+}
+
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
