@@ -14,7 +14,7 @@ import { createNamespace, startApi, type TestApi } from './helpers/apiserver.js'
 import { createCli } from './helpers/cli.js';
 import { startDnsmasq, type TestDns } from './helpers/dnsmasq.js';
 import { freePort } from './helpers/ports.js';
-import { nsPath, startManager, waitFor } from './helpers/platform.js';
+import { nsPath, startManager, waitFor, waitForEvent } from './helpers/platform.js';
 
 const NS = 'domains-dns';
 let dns: TestDns;
@@ -146,8 +146,7 @@ describe('the domain controller', () => {
       return d.status?.phase === 'DNSVerified' && /Service web not found/.test(d.status.lastError ?? '') ? d : undefined;
     }, 10_000, 50);
     assert.equal(waiting.status?.nextCheckTime, undefined);
-    const events = await api.client.list(nsPath(NS, 'events'), { fieldSelector: `involvedObject.uid=${created.metadata.uid}` });
-    assert.ok(events.items.some((e) => e.reason === 'DNSVerified' && e.type === 'Normal'), 'a DNSVerified Event was recorded');
+    await waitForEvent(api.client, NS, 'a Normal DNSVerified', (e) => e.reason === 'DNSVerified' && e.type === 'Normal', 10_000, `involvedObject.uid=${created.metadata.uid}`);
 
     // The TLS ask endpoint: verified → 200, unknown → 404, fast.
     const yes = await ask('shop.slipway.test');

@@ -18,7 +18,7 @@ import { startCaddy, type TestCaddy } from './helpers/caddy.js';
 import { startDnsmasq, type TestDns } from './helpers/dnsmasq.js';
 import { buildTestImage, DOCKER_SOCKET, ensureDockerd, TEST_IMAGE } from './helpers/docker.js';
 import { httpsGet, startPebble, type TestPebble } from './helpers/pebble.js';
-import { nsPath, registerNode, startManager, waitFor } from './helpers/platform.js';
+import { nsPath, registerNode, startManager, waitFor, waitForEvent } from './helpers/platform.js';
 
 const NS = 'domains-e2e';
 const docker = new Docker({ socketPath: DOCKER_SOCKET });
@@ -101,8 +101,9 @@ describe('customer domains with Caddy, Pebble and dnsmasq', () => {
     const res = await httpsViaEdge('shop.customer.test');
     assert.equal(res.status, 200);
     assert.match(res.body, /customer/);
-    const events = await api.client.list(nsPath(NS, 'events'), { fieldSelector: `involvedObject.uid=${ready.metadata.uid}` });
-    assert.deepEqual(['DNSVerified', 'CertificateIssued'].filter((r) => events.items.some((e) => e.reason === r)), ['DNSVerified', 'CertificateIssued']);
+    for (const reason of ['DNSVerified', 'CertificateIssued']) {
+      await waitForEvent(api.client, NS, reason, (e) => e.reason === reason, 10_000, `involvedObject.uid=${ready.metadata.uid}`);
+    }
     assert.equal(await ask('shop.customer.test'), 200);
   });
 
@@ -148,8 +149,7 @@ describe('customer domains with Caddy, Pebble and dnsmasq', () => {
     const resumed = await getDomain('broken');
     assert.equal(resumed.status?.issuance?.attempts, attempts, 'no attempt after a manager restart either');
     assert.equal(resumed.status?.phase, 'Failed');
-    const events = await api.client.list(nsPath(NS, 'events'), { fieldSelector: `involvedObject.uid=${exhausted.metadata.uid}` });
-    assert.ok(events.items.some((e) => e.reason === 'CertificateFailed' && e.type === 'Warning'));
+    await waitForEvent(api.client, NS, 'a Warning CertificateFailed', (e) => e.reason === 'CertificateFailed' && e.type === 'Warning', 10_000, `involvedObject.uid=${exhausted.metadata.uid}`);
     const orders = (pebble.output().match(/Pulled a task from the Tasks queue: .*broken\.customer\.test/g) ?? []).length;
     console.log(`# Pebble validation tasks for broken.customer.test: ${orders}; issuance attempts in status: ${attempts}`);
   });

@@ -11,13 +11,13 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { request } from 'undici';
-import type { Event as SlipwayEvent, Node, Service } from '../src/api/generated/crd-types.js';
+import type { Node, Service } from '../src/api/generated/crd-types.js';
 import type { ControllerManager } from '../src/controllers/manager.js';
 import { STICKY_COOKIE } from '../src/edge/caddy-config.js';
 import { createNamespace } from './helpers/apiserver.js';
 import { getViaEdge, settledConfigLoads, startCaddy, type TestCaddy } from './helpers/caddy.js';
 import { buildTestImage, DOCKER_SOCKET, TEST_IMAGE } from './helpers/docker.js';
-import { API, nsPath, registerNode, startManager, startPlatform, waitFor, type Platform } from './helpers/platform.js';
+import { API, nsPath, registerNode, startManager, startPlatform, waitFor, waitForEvent, type Platform } from './helpers/platform.js';
 
 const NS = 'edge-routing';
 const HOST = 'web.edge.test';
@@ -121,8 +121,7 @@ describe('edge routes', () => {
     await p.client.patch(nsPath(NS, 'services', 'worker'), { metadata: { labels: { team: 'jobs' } } });
     assert.equal(await settledLoads(3000), before);
     assert.equal((await viaEdge(HOST)).body, 'version=v2');
-    const events = await p.client.list<SlipwayEvent>(nsPath(NS, 'events'));
-    const conflict = events.items.find((e) => e.reason === 'HostConflict' && e.involvedObject?.name === 'worker');
+    const conflict = await waitForEvent(p.client, NS, 'a HostConflict', (e) => e.reason === 'HostConflict' && e.involvedObject?.name === 'worker');
     assert.equal(conflict?.type, 'Warning');
     assert.match(conflict?.message ?? '', new RegExp(`host ${HOST} is not routed to this Service: service ${NS}/web claimed it first`));
   });

@@ -10,7 +10,7 @@ import type { Lease, Release, Service } from '../src/api/generated/crd-types.js'
 import { createNamespace } from './helpers/apiserver.js';
 import { createCli, type Cli } from './helpers/cli.js';
 import { buildTestImage, DOCKER_SOCKET, TEST_IMAGE } from './helpers/docker.js';
-import { httpGet, nsPath, registerNode, spawnManager, startPlatform, waitFor, type ManagerProcess, type Platform } from './helpers/platform.js';
+import { httpGet, nsPath, registerNode, spawnManager, startPlatform, waitFor, waitForEvent, type ManagerProcess, type Platform } from './helpers/platform.js';
 
 const NS = 'managers';
 let p: Platform;
@@ -112,8 +112,7 @@ describe('operator tools against a live manager', () => {
     const s = await waitActive('web', 'web-1');
     const seconds = (Date.now() - started) / 1000;
     assert.ok(seconds < 10, `undo took ${seconds}s`);
-    const events = await p.client.list(nsPath(NS, 'events'));
-    assert.ok(events.items.some((e) => e.reason === 'RolledBack' && e.involvedObject?.name === 'web' && /to web-1/.test(e.message ?? '')), 'a RolledBack Event names the release');
+    await waitForEvent(p.client, NS, 'a RolledBack naming the release', (e) => e.reason === 'RolledBack' && e.involvedObject?.name === 'web' && /to web-1/.test(e.message ?? ''));
     for (const e of s.status!.endpoints!) assert.equal((await httpGet(`http://${e.host}:${e.port}/`)).body.trim(), 'version=v1');
     const release = await p.client.get<Release>(nsPath(NS, 'releases', 'web-1'));
     assert.equal(release.status?.steps?.find((st) => st.name === 'Migrate')?.result, 'Succeeded', 'the migration is not run again');

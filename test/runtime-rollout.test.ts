@@ -12,7 +12,7 @@ import { ApiRequestError } from '../src/client/api-client.js';
 import type { ControllerManager } from '../src/controllers/manager.js';
 import { createNamespace } from './helpers/apiserver.js';
 import { buildTestImage, DOCKER_SOCKET, TEST_IMAGE } from './helpers/docker.js';
-import { httpGet, nsPath, registerNode, startManager, startPlatform, waitFor, type Platform } from './helpers/platform.js';
+import { httpGet, nsPath, registerNode, startManager, startPlatform, waitFor, waitForEvent, type Platform } from './helpers/platform.js';
 
 const NS = 'rollout';
 let p: Platform;
@@ -157,8 +157,7 @@ describe('BlueGreen updates', () => {
     assert.equal(s.status?.conditions?.find((c) => c.type === 'Progressing')?.reason, 'RolloutFailed');
     assert.deepEqual(await bodies(s), ['version=v2', 'version=v2']);
     await waitFor('candidate containers removed', async () => !(await containersOf('web')).some((c) => c.Labels['slipway.dev/release'] === 'web-3'));
-    const events = await p.client.list(nsPath(NS, 'events'));
-    assert.ok(events.items.some((e) => e.reason === 'RolloutFailed' && e.type === 'Warning' && e.involvedObject?.name === 'web'), 'a Warning event on the Service');
+    await waitForEvent(p.client, NS, 'a Warning RolloutFailed on the Service', (e) => e.reason === 'RolloutFailed' && e.type === 'Warning' && e.involvedObject?.name === 'web');
   });
 
   test('a corrected spec rolls out after a failure', async () => {

@@ -85,9 +85,11 @@ export class WebhookController implements Controller {
     let conditions = status.conditions as Condition[] | undefined;
 
     // 1. New Events (and repeats, which raise an Event's count and resourceVersion) become deliveries.
-    const cursor = rv(status.cursor);
+    // Only what happened since the Webhook exists: before the first status write, the Webhook's own
+    // resourceVersion is the revision that created it (unless its metadata was edited in between),
+    // and every Event written after it has a higher one. Timestamps (second precision) cannot tell.
+    const cursor = status.cursor !== undefined ? rv(status.cursor) : rv(hook.metadata.resourceVersion);
     let newest = cursor;
-    const createdAt = Date.parse(hook.metadata.creationTimestamp ?? '') || 0;
     const wanted = new Set<string>(spec.events);
     const known = new Set(pending.map((p) => p.id));
     const fresh = this.o.events.list((e) => rv(e.metadata.resourceVersion) > cursor).sort((a, b) => cmp(rv(a.metadata.resourceVersion), rv(b.metadata.resourceVersion)));
@@ -96,8 +98,6 @@ export class WebhookController implements Controller {
       if (version > newest) newest = version;
       const type = webhookEventType(e);
       if (!type || !wanted.has(type)) continue;
-      // Only what happened since the Webhook exists (timestamps have second precision).
-      if ((Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '') || 0) < createdAt) continue;
       const alert = e.involvedObject.kind === 'Alert' ? this.o.alerts.get(e.involvedObject.name) : undefined;
       if (!inScope(namespace!, e, alert)) continue;
       const id = deliveryId(e);

@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import type { Event as SlipwayEvent } from '../../src/api/generated/crd-types.js';
 import type { ApiClient } from '../../src/client/api-client.js';
 import { startControllerManager, type ControllerManager, type ManagerOptions } from '../../src/controllers/manager.js';
 import { CHECKOUT, startApi, type TestApi } from './apiserver.js';
@@ -80,6 +81,15 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+
+/**
+ * Waits for an Event in `namespace` matching `match` (controllers record Events after the status
+ * write a test usually waits for) and returns it.
+ */
+export function waitForEvent(client: ApiClient, namespace: string, what: string, match: (e: SlipwayEvent) => boolean, timeoutMs = 10_000, fieldSelector?: string): Promise<SlipwayEvent> {
+  return waitFor(`${what} Event`, async () => (await client.list<SlipwayEvent>(nsPath(namespace, 'events'), fieldSelector ? { fieldSelector } : {})).items.find(match), timeoutMs);
 }
 
 /** GET over plain HTTP, returning status and body text (status 0 when the connection fails). */
