@@ -106,10 +106,20 @@ export async function settledConfigLoads(client: ApiClient, node: string, quietM
 
 /** GET `/` through Caddy's HTTP port with a Host header (status 0 when the connection fails). */
 export async function getViaEdge(port: number, host: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
-  try {
-    const res = await request(`http://127.0.0.1:${port}/`, { headers: { host, ...headers }, headersTimeout: 5000, bodyTimeout: 5000 });
-    return { status: res.statusCode, body: (await res.body.text()).trim(), headers: res.headers };
-  } catch {
-    return { status: 0, body: '', headers: {} };
+  // Like curl and browsers, a GET that fails because the server closed the idle keep-alive
+  // connection it was written to (Caddy closes idle connections on every config load) is sent
+  // once more (RFC 9112 9.3.1). Any other failure, or a second one, is status 0 with the error.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await request(`http://127.0.0.1:${port}/`, { headers: { host, ...headers }, headersTimeout: 5000, bodyTimeout: 5000 });
+      return { status: res.statusCode, body: (await res.body.text()).trim(), headers: res.headers };
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (attempt === 0 && STALE_CONNECTION.has(code)) continue;
+      return { status: 0, body: `${code} ${(err as Error).message}`.trim(), headers: {} };
+    }
   }
 }
+
+/** undici's errors for a request written to a connection the server had just closed. */
+const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
