@@ -1,5 +1,6 @@
 // Pure parts of deploy-from-git, compared exactly: webhook signatures and push payloads, build
-// identity and tags, context paths, URL redaction, build node choice and the source key.
+// identity and tags, context paths, URL redaction, build node choice, the source key and which
+// built images are collected.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,9 @@ import { buildKey, buildTag, normalizeContext } from '../src/build/build-identit
 import { tailLines } from '../src/build/build-log.js';
 import { isFullSha, redactUrl } from '../src/build/git.js';
 import { chooseBuildNode, sourceKey } from '../src/controllers/service/build-source.js';
-import type { Node } from '../src/api/generated/crd-types.js';
+import type Docker from 'dockerode';
+import type { Node, Release } from '../src/api/generated/crd-types.js';
+import { releaseReferences, unusedBuiltImages } from '../src/build/image-gc.js';
 
 const SHA = 'a'.repeat(40);
 
@@ -81,4 +84,34 @@ test('the source key changes with the URL, the ref and a restart', () => {
   assert.equal(sourceKey(build, undefined), sourceKey(build, undefined));
   assert.notEqual(sourceKey(build, undefined), sourceKey(build, '2026-01-01T00:00:00Z'));
   assert.notEqual(sourceKey(build, undefined), sourceKey({ ...build, ref: 'dev' }, undefined));
+});
+
+test('image collection: only unreferenced, old enough images this installation built', () => {
+  const now = Date.parse('2026-11-22T12:00:00Z');
+  const image = (id: string, labels: Record<string, string>, extra: Partial<Docker.ImageInfo> = {}): Docker.ImageInfo =>
+    ({ Id: id, ParentId: '', RepoTags: [`slipway-build/ns.app:${id.slice(7, 19)}`], RepoDigests: [], Created: now / 1000 - 3600, Size: 1000, SharedSize: 0, VirtualSize: 1000, Labels: labels, Containers: 0, ...extra }) as Docker.ImageInfo;
+  const ours = (commit: string) => ({ 'slipway.dev/build-key': `key-${commit}`, 'slipway.dev/git-commit': commit, 'slipway.dev/cluster': 'c1' });
+  const images = [
+    image('sha256:aaaaaaaaaaaaaaaaaaaa', ours('a')), // referenced by digest
+    image('sha256:bbbbbbbbbbbbbbbbbbbb', ours('b')), // referenced by tag (registry reference)
+    image('sha256:cccccccccccccccccccc', ours('c')), // a Release of commit c is still building
+    image('sha256:dddddddddddddddddddd', ours('d')), // unreferenced: collected
+    image('sha256:eeeeeeeeeeeeeeeeeeee', ours('e'), { Created: now / 1000 - 60 }), // too young
+    image('sha256:ffffffffffffffffffff', { ...ours('f'), 'slipway.dev/cluster': 'c2' }), // another installation
+    image('sha256:gggggggggggggggggggg', {}), // not built by Slipway
+    image('sha256:hhhhhhhhhhhhhhhhhhhh', ours('h'), { RepoTags: [], RepoDigests: ['reg.test/app@sha256:1111'] }), // pulled, referenced by registry digest
+    image('sha256:iiiiiiiiiiiiiiiiiiii', ours('i'), { RepoTags: ['<none>:<none>'], RepoDigests: [] }), // untagged: removed by ID
+  ];
+  const release = (spec: Record<string, unknown>) => ({ apiVersion: 'slipway.dev/v1alpha1', kind: 'Release', metadata: { name: 'r' }, spec }) as unknown as Release;
+  const used = releaseReferences([
+    release({ imageDigest: 'sha256:aaaaaaaaaaaaaaaaaaaa', image: 'slipway-build/ns.app:x', source: { commit: 'a' } }),
+    release({ image: 'slipway-build/ns.app:bbbbbbbbbbbb', imageDigest: 'sha256:9999' }),
+    release({ source: { git: '/repo', ref: 'main', commit: 'c' } }),
+    release({ image: 'reg.test/app:tag', imageDigest: 'sha256:1111' }),
+  ]);
+  const unused = unusedBuiltImages(images, 'c1', used, now, 600_000);
+  assert.deepEqual(unused.map((u) => [u.id, u.names]), [
+    ['sha256:dddddddddddddddddddd', ['slipway-build/ns.app:dddddddddddd']],
+    ['sha256:iiiiiiiiiiiiiiiiiiii', ['sha256:iiiiiiiiiiiiiiiiiiii']],
+  ]);
 });

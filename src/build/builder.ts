@@ -22,6 +22,8 @@ export interface BuildRequest extends BuildConfig {
   key: string;
   tag: string;
   timeoutMs: number;
+  /** More labels for the image (the installation id, so only its own builds are reused and collected). */
+  labels?: Record<string, string>;
   /** Push the image (as `tag`) to its registry after the build, with these credentials. */
   push?: { auth?: object };
   /** Called once when the build ends, however it ends. */
@@ -107,7 +109,7 @@ export class Builder {
         tag: req.tag,
         ...(req.buildArgs ? { buildArgs: req.buildArgs } : {}),
         ...(req.target ? { target: req.target } : {}),
-        labels: { [BUILD_KEY_LABEL]: req.key, [BUILD_COMMIT_LABEL]: req.commit },
+        labels: { ...req.labels, [BUILD_KEY_LABEL]: req.key, [BUILD_COMMIT_LABEL]: req.commit },
         signal: abort.signal,
         onOutput: write,
       }).finally(() => archive.destroy());

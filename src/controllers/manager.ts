@@ -46,6 +46,9 @@ export interface ManagerOptions {
   /** Where the built-in logger writes (default stdout). */
   logDestination?: NodeJS.WritableStream;
   heartbeatIntervalMs?: number;
+  /** How often each node's unused built images are removed (default 5 min), and how old they must be (default 10 min). */
+  imageGcIntervalMs?: number;
+  imageGcMinAgeMs?: number;
   nodeLossGraceMs?: number;
   resyncMs?: number;
   leaseDurationMs?: number;
@@ -118,7 +121,7 @@ export async function startControllerManager(options: ManagerOptions): Promise<C
     log,
   );
   const nodeRunner = new ControllerRunner(
-    new NodeController({ client, nodes, services, hosts, events, metrics, heartbeatIntervalMs, onOrphan: serviceRunner.enqueue }),
+    new NodeController({ client, nodes, services, releases, hosts, events, metrics, heartbeatIntervalMs, ...(options.imageGcIntervalMs !== undefined ? { imageGcIntervalMs: options.imageGcIntervalMs } : {}), ...(options.imageGcMinAgeMs !== undefined ? { imageGcMinAgeMs: options.imageGcMinAgeMs } : {}), onOrphan: serviceRunner.enqueue }),
     metrics,
     log,
   );

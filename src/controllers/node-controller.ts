@@ -1,12 +1,14 @@
 // The node controller: heartbeats each Node's Docker Engine, records what the node has (Docker
 // version, CPUs, memory, disk, running Slipway replicas, allocated resources) in its status, sets
 // Ready=False after three missed heartbeats and True again on recovery, and reports containers
-// whose owning Service no longer exists so the service controller removes them.
+// whose owning Service no longer exists so the service controller removes them. Every few minutes
+// it also removes the node's built images that no Release refers to any more.
 
 import { statfs } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
-import type { Node, Service } from '../api/generated/crd-types.js';
+import type { Node, Release, Service } from '../api/generated/crd-types.js';
+import { collectBuiltImages, releaseReferences } from '../build/image-gc.js';
 import type { ApiClient } from '../client/api-client.js';
 import type { EventRecorder } from '../client/event-recorder.js';
 import type { NodeHosts } from './node-hosts.js';
@@ -22,10 +24,16 @@ export interface NodeControllerOptions {
   client: ApiClient;
   nodes: Informer<Node>;
   services: Informer<Service>;
+  /** Every Release: the built images they refer to are kept. */
+  releases: Informer<Release>;
   hosts: NodeHosts;
   events: EventRecorder;
   metrics: ControllerMetrics;
   heartbeatIntervalMs: number;
+  /** How often a node's unused built images are removed. Defaults to 5 minutes. */
+  imageGcIntervalMs?: number;
+  /** Built images younger than this are kept (their Release may not record them yet). Defaults to 10 minutes. */
+  imageGcMinAgeMs?: number;
   /** Called with `namespace/service` for containers whose Service is gone. */
   onOrphan: (serviceKey: string) => void;
 }
@@ -36,6 +44,9 @@ const HEARTBEAT_TIMEOUT_MS = 5_000;
 export class NodeController implements Controller {
   readonly name = 'node';
   readonly concurrency = 8;
+
+  /** When each node's images were last collected: only a rate limit, so it may live in memory. */
+  private readonly lastImageGc = new Map<string, number>();
 
   constructor(private readonly o: NodeControllerOptions) {}
 
@@ -64,6 +75,7 @@ export class NodeController implements Controller {
       if (!wasReady) void this.o.events.record(node as Node, 'Normal', 'NodeReady', `Node ${name} is Ready`);
       this.o.metrics.heartbeatAge.set({ node: name }, 0);
       status = { ...status, lastHeartbeatTime: nowIso() };
+      await this.collectImages(ctx, node as Node);
     } catch (err) {
       const message = (err as Error).message;
       const last = Date.parse(node.status?.lastHeartbeatTime ?? '');
@@ -81,6 +93,26 @@ export class NodeController implements Controller {
       status: { ...status, conditions, observedGeneration: node.metadata.generation },
     });
     return { requeueAfterMs: this.o.heartbeatIntervalMs };
+  }
+
+  /** Removes the node's built images no Release refers to, at most once per imageGcIntervalMs. */
+  private async collectImages(ctx: ReconcileContext, node: Node): Promise<void> {
+    const name = node.metadata.name!;
+    const now = Date.now();
+    if (now - (this.lastImageGc.get(name) ?? 0) < (this.o.imageGcIntervalMs ?? 300_000)) return;
+    this.lastImageGc.set(name, now);
+    try {
+      const docker = await this.o.hosts.docker(name);
+      const used = releaseReferences(this.o.releases.list());
+      const { removed, inUse } = await collectBuiltImages(docker, this.o.hosts.cluster, used, now, this.o.imageGcMinAgeMs ?? 600_000);
+      if (!removed.length) return;
+      const bytes = removed.reduce((sum, image) => sum + image.size, 0);
+      const names = removed.flatMap((image) => image.names);
+      ctx.log.info({ removed: names, bytes, inUse }, 'removed built images no Release refers to');
+      void this.o.events.record(node, 'Normal', 'BuiltImagesRemoved', `removed ${removed.length} built image(s) no Release refers to (${(bytes / 1e6).toFixed(1)} MB): ${names.join(', ')}`.slice(0, 1000));
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'built image collection failed; retried at the next interval');
+    }
   }
 
   private async heartbeat(localSocket: string | undefined, name: string): Promise<Record<string, unknown>> {

@@ -17,7 +17,7 @@ import { getCondition, nowIso, setCondition, type Condition } from './runtime/co
 import { splitKey, type DeepReadonly, type Informer, type Stored } from './runtime/informer.js';
 import type { ControllerMetrics } from './runtime/metrics.js';
 import type { ReconcileOutcome } from './runtime/work-queue.js';
-import { buildContainerOptions, type ContainerPlan, type ContainerRole } from './service/container-spec.js';
+import { buildContainerOptions, LABEL_CLUSTER, type ContainerPlan, type ContainerRole } from './service/container-spec.js';
 import { ensureContainer, ForeignContainerError, removeContainer, startContainer, stopContainer } from './service/docker-ops.js';
 import { resolveEnv } from './service/env.js';
 import { healthSettings, HealthCounts, probe } from './service/health.js';
@@ -431,7 +431,7 @@ export class ServiceController implements Controller {
       const docker = await this.o.hosts.docker(node).catch(() => undefined);
       if (docker) nodes.push({ node, docker });
     }
-    const found = job?.state === 'succeeded' ? { node: job.node, id: job.imageId } : await findBuiltImage(nodes, key);
+    const found = job?.state === 'succeeded' ? { node: job.node, id: job.imageId } : await findBuiltImage(nodes, key, this.o.hosts.cluster);
     if (!found && !job && this.o.builder.building(key)) {
       // Another Release builds the same commit and configuration: its image will be reused.
       await setStep('Build', { result: 'Running', message: `waiting for the build of commit ${commit.slice(0, 12)} by another release` }, 'Building');
@@ -493,6 +493,7 @@ export class ServiceController implements Controller {
       credentials,
       key,
       tag,
+      labels: { [LABEL_CLUSTER]: this.o.hosts.cluster },
       timeoutMs: (build.timeoutSeconds ?? 1800) * 1000,
       ...push,
       onDone: () => this.o.enqueue(`${ctx.namespace}/${ctx.name}`),

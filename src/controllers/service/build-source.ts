@@ -10,6 +10,7 @@ import { BUILD_KEY_LABEL } from '../../build/build-identity.js';
 import type { GitCredentials } from '../../build/git.js';
 import { getCondition, type Condition } from '../runtime/conditions.js';
 import type { DeepReadonly } from '../runtime/informer.js';
+import { LABEL_CLUSTER } from './container-spec.js';
 import { matchesSelector } from './placement.js';
 
 export type BuildSpec = NonNullable<ServiceSpec['build']>;
@@ -51,10 +52,10 @@ export async function gitCredentials(client: ApiClient, namespace: string, build
   return { ...credentials, sshPrivateKey: Buffer.from(value, 'base64').toString('utf8') };
 }
 
-/** An image labelled with `key` on one of the nodes (the first that has one). */
-export async function findBuiltImage(nodes: Array<{ node: string; docker: Docker }>, key: string): Promise<{ node: string; id: string } | undefined> {
+/** An image this installation (`cluster`) built with `key`, on one of the nodes (the first that has one). */
+export async function findBuiltImage(nodes: Array<{ node: string; docker: Docker }>, key: string, cluster: string): Promise<{ node: string; id: string } | undefined> {
   for (const { node, docker } of nodes) {
-    const images = await docker.listImages({ filters: { label: [`${BUILD_KEY_LABEL}=${key}`] } } as Docker.ListImagesOptions).catch(() => []);
+    const images = await docker.listImages({ filters: { label: [`${BUILD_KEY_LABEL}=${key}`, `${LABEL_CLUSTER}=${cluster}`] } } as Docker.ListImagesOptions).catch(() => []);
     const found = images.sort((a, b) => a.Created - b.Created)[0];
     if (found) return { node, id: found.Id };
   }
