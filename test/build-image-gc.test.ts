@@ -56,7 +56,10 @@ async function serving(version: string): Promise<Release> {
     const [e] = s.status?.endpoints ?? [];
     if (!e || s.status?.candidateRelease || (await httpGet(`http://${e.host}:${e.port}/`)).body.trim() !== `version=${version}`) return undefined;
     return s;
-  }, 90_000, 200);
+  }, 90_000, 200).catch(async (err) => {
+    const releases = (await p.client.list<Release>(nsPath(NS, 'releases'))).items.map((r) => ({ name: r.metadata.name, status: r.status }));
+    throw new Error(`${(err as Error).message}; service status: ${JSON.stringify((await getSvc('gc')).status)}; releases: ${JSON.stringify(releases)}`);
+  });
   return p.client.get<Release>(nsPath(NS, 'releases', svc.status!.activeRelease!));
 }
 
