@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { BUILD_COMMIT_LABEL } from '../../src/build/build-identity.js';
@@ -50,7 +50,9 @@ export async function createAppRepo(version: string): Promise<TestRepo> {
     },
     head: (branch = 'main') => git(dir, 'rev-parse', branch),
   };
-  await repo.commit(appDockerfile(version), `app ${version}`);
+  // The directory's random name in the message makes the SHA unique: two repositories made in the
+  // same second would otherwise share commits, and one test's image cleanup would take the other's.
+  await repo.commit(appDockerfile(version), `app ${version} (${basename(dir)})`);
   return repo;
 }
 
