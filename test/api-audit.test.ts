@@ -1,11 +1,12 @@
 // The audit trail: a real API server writing to a temp audit directory, checked through the
 // auditevents endpoint, the files themselves and `slipctl audit`. Writes (with their 2xx/409/422
-// codes), Secret reads and exec are recorded, plain reads are not, Secret values never reach the
+// codes), Secret reads, exec and git push webhooks are recorded, plain reads are not, Secret values never reach the
 // files, rotation by size keeps queries whole, and filters and bad query values behave.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -172,6 +173,26 @@ describe('records', () => {
     assert.equal(refused.code, 401);
     assert.equal(refused.user, undefined);
     assert.equal(refused.name, 'db');
+  });
+
+  test('push webhooks are recorded, refused ones without a user, the payload never', async () => {
+    await api.client.create(secretsPath(NS), { apiVersion: 'slipway.dev/v1alpha1', kind: 'Secret', metadata: { name: 'hooks' }, stringData: { 'webhook-secret': 'hook-secret-audit' } });
+    await api.client.create(svcPath(NS), { apiVersion: 'slipway.dev/v1alpha1', kind: 'Service', metadata: { name: 'hooked' }, spec: { build: { git: '/srv/git/app.git', ref: 'main', webhookSecretRef: { name: 'hooks' } } } });
+    const body = JSON.stringify({ ref: 'refs/heads/main', after: 'c'.repeat(40), head_commit: { message: 'PAYLOAD-MARKER' } });
+    const post = async (signature: string, id: string) => {
+      const res = await request(`${api.url}/hooks/git/${NS}/hooked`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature, 'x-request-id': id }, body });
+      await res.body.text();
+      return res.statusCode;
+    };
+    assert.equal(await post('sha256=' + '0'.repeat(64), 'hook-wrong'), 401);
+    assert.equal(await post(`sha256=${createHmac('sha256', 'hook-secret-audit').update(body).digest('hex')}`, 'hook-right'), 200);
+    const items = await audit(api, { resource: 'services/git-hook', limit: '5' });
+    const wrong = items.find((r) => r.requestId === 'hook-wrong');
+    const right = items.find((r) => r.requestId === 'hook-right');
+    assert.ok(wrong && right, JSON.stringify(items));
+    assert.deepEqual([wrong.code, wrong.user, wrong.verb, wrong.namespace, wrong.name], [401, undefined, 'create', NS, 'hooked']);
+    assert.deepEqual([right.code, right.user, right.verb, right.resource, right.subresource], [200, 'system:git-webhook', 'create', 'services', 'git-hook']);
+    assert.ok(!filesOf(join(root, 'main', 'audit')).includes('PAYLOAD-MARKER'));
   });
 
   test('forbidden requests are recorded with the user; the audit query itself needs permission', async () => {

@@ -52,6 +52,9 @@ export function pushOf(body: Buffer, contentType: string): { ref: string; after:
   return { ref: payload.ref, after: payload.after };
 }
 
+/** The user audit records name for accepted push webhooks. */
+export const GIT_WEBHOOK_USER = 'system:git-webhook';
+
 export function gitHooks(registry: Registry, objects: ObjectService, isReady: () => boolean): Middleware {
   const scope = (plural: string, namespace: string): Scope => {
     const found = registry.lookup(GROUP, 'v1alpha1', plural);
@@ -85,6 +88,8 @@ export function gitHooks(registry: Registry, objects: ObjectService, isReady: ()
     // Always compute an HMAC, so a missing Service or secret costs the same as a wrong signature.
     const ok = signatureMatches(found?.secret ?? Buffer.from('slipway-no-secret'), body, signatureOf(ctx.headers));
     if (!found || !ok) throw refused();
+    // Who the audit record names: the holder of the Service's webhook secret.
+    ctx.state.user = { name: GIT_WEBHOOK_USER };
     const event = ctx.get('x-github-event') || ctx.get('x-gitea-event') || ctx.get('x-gogs-event');
     if (event === 'ping') {
       ctx.body = { message: 'pong' };

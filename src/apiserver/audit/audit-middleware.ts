@@ -1,8 +1,9 @@
 // The koa middleware that turns requests into audit records: every mutating request under /apis
 // (object writes, and any other non-GET such as services/exec or secrets-rekey), every
 // get/list/watch of Secrets, and every 401/403 answer under /apis. It must sit outside the error
-// middleware so it sees the final status code. Bodies are never looked at: an exec record says only
-// that exec happened, a Secret write only which Secret.
+// middleware so it sees the final status code. Push webhooks from git hosts (`/hooks/git/...`), which
+// change a Service's ref, are recorded too, accepted or refused. Bodies are never looked at: an exec
+// record says only that exec happened, a Secret write only which Secret.
 
 import type { ServerResponse } from 'node:http';
 import type { Context, Middleware } from 'koa';
@@ -68,12 +69,22 @@ function answeredName(body: unknown): string | undefined {
   return typeof name === 'string' ? name : undefined;
 }
 
+/** Requests the audit looks at: the API, and push webhooks. */
+const audited = (path: string) => path === '/apis' || path.startsWith('/apis/') || path.startsWith(GIT_HOOKS_PREFIX);
+const GIT_HOOKS_PREFIX = '/hooks/git/';
+
+/** A push webhook as the create of subresource `git-hook` of the Service it names. */
+function fromHookPath(path: string): ReturnType<typeof fromPath> {
+  const [namespace, name] = path.slice(GIT_HOOKS_PREFIX.length).split('/').map(safeDecode);
+  return { group: 'slipway.dev', resource: 'services', subresource: 'git-hook', ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) };
+}
+
 /** The record for a finished (or answering) request, or null when it is not audited. */
 export function auditRecordFor(ctx: Context, code: number, now = new Date()): AuditRecord | null {
   const info: RequestInfo | undefined = ctx.state.request;
   const described = info && info.verb !== 'discovery' ? info : undefined;
   const method = ctx.method.toUpperCase();
-  const path = fromPath(ctx.path);
+  const path = ctx.path.startsWith(GIT_HOOKS_PREFIX) ? fromHookPath(ctx.path) : fromPath(ctx.path);
   const resource = described?.resource ?? path.resource;
   const verb = described?.verb ?? METHOD_VERBS[method] ?? (method === 'GET' ? (path.name ? 'get' : 'list') : method.toLowerCase());
   const denied = code === 401 || code === 403;
@@ -111,7 +122,7 @@ export function auditRecordFor(ctx: Context, code: number, now = new Date()): Au
 export function auditMiddleware(log: AuditLog, options: AuditMiddlewareOptions = {}): Middleware {
   const waitMs = options.waitMs ?? 1000;
   return async (ctx, next) => {
-    if (ctx.path !== '/apis' && !ctx.path.startsWith('/apis/')) return next();
+    if (!audited(ctx.path)) return next();
     let recorded = false;
     let written: Promise<void> | undefined;
     const record = (code: number) => {
