@@ -1,7 +1,8 @@
 // Domain DNS verification against a real dnsmasq: the resolver wrapper (TXT, CNAME, A, negative
 // cache), and the domain controller in a real controller manager on a real API server: a Domain
 // waits in PendingDNS with its expected records and a growing check interval, verifies once the
-// record appears, and a second Domain cannot take a claimed hostname. Also the TLS ask endpoint.
+// record appears, and a second Domain cannot take a claimed hostname; `slipctl domain verify`
+// checks at once. Also the TLS ask endpoint.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -189,5 +190,44 @@ describe('the domain controller', () => {
       return d.status?.phase === 'PendingDNS' ? d : undefined;
     }, 10_000, 50);
     assert.notEqual(taken.status?.verificationToken, undefined);
+  });
+
+  test('slipctl domain verify checks at once, past the backoff; on a verified Domain a missing record warns and the route stays', async () => {
+    await api.client.create(nsPath(NS, 'domains'), domain('later', 'later.slipway.test'));
+    // Wait until the next scheduled check is seconds away (intervals double up to 5 s here).
+    const waiting = await waitFor('a check due more than 3 s from now', async () => {
+      const d = await getDomain('later');
+      return Date.parse(d.status?.nextCheckTime ?? '') - Date.now() > 3_000 ? d : undefined;
+    }, 30_000, 50);
+    const due = Date.parse(waiting.status!.nextCheckTime!);
+    const token = waiting.status!.verificationToken!;
+    await dns.addRecords({ txt: { [challengeName('later.slipway.test')]: [token] } });
+    const cli = createCli(api.url, { token: api.adminToken });
+    try {
+      const verify = await cli.run(['domain', 'verify', 'later', '-n', NS]);
+      assert.equal(verify.code, 0, verify.stderr);
+      assert.match(verify.stdout, new RegExp(`^ +TXT +_slipway-challenge\\.later\\.slipway\\.test +${token} +yes$`, 'm'));
+      const verified = await getDomain('later');
+      assert.equal(verified.status?.conditions?.find((c) => c.type === 'DNSVerified')?.status, 'True');
+      assert.ok(Date.parse(verified.status!.verifiedTime!) < due, `verified at ${verified.status!.verifiedTime}, before the scheduled check at ${waiting.status!.nextCheckTime}`);
+
+      // The customer changes the record later: a check on request finds it, warns, and keeps the route.
+      await dns.addRecords({ txt: { [challengeName('later.slipway.test')]: ['something-else'] } });
+      const again = await cli.run(['domain', 'verify', 'domain/later', '-n', NS]);
+      assert.equal(again.code, 1, 'exit 1: the record proving ownership is missing');
+      assert.match(again.stdout, /^ +TXT +_slipway-challenge\.later\.slipway\.test +\S+ +no$/m);
+      const warned = await waitForEvent(api.client, NS, 'a DNSRecordsMissing', (e) => e.reason === 'DNSRecordsMissing' && e.involvedObject?.name === 'later');
+      assert.equal(warned.type, 'Warning');
+      assert.match(warned.message ?? '', /is "something-else", expected .*; later\.slipway\.test stays routed/);
+      const kept = await getDomain('later');
+      assert.equal(kept.status?.conditions?.find((c) => c.type === 'DNSVerified')?.status, 'True', 'still routed');
+      assert.equal((await ask('later.slipway.test')).status, 200);
+
+      const missing = await cli.run(['domain', 'verify', 'nosuch', '-n', NS]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /domain "nosuch" not found in namespace "domains-dns"/);
+    } finally {
+      cli.cleanup();
+    }
   });
 });

@@ -15,6 +15,7 @@ const LOADERS: Record<string, () => Promise<{ command: Command }>> = {
   wait: () => import('./wait.js'),
   rollout: () => import('./rollout.js'),
   backup: () => import('./backup.js'),
+  domain: () => import('./domain.js'),
   logs: () => import('./logs.js'),
   exec: () => import('./exec.js'),
   cordon: () => import('./cordon.js'),

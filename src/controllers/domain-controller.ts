@@ -19,6 +19,9 @@ import { getCondition, setCondition, type Condition } from './runtime/conditions
 import { objectKey, splitKey, type DeepReadonly, type Informer, type Stored } from './runtime/informer.js';
 import type { ReconcileOutcome } from './runtime/work-queue.js';
 
+/** Set (to the time) by `slipctl domain verify`: check DNS now, past the backoff. */
+export const VERIFY_ANNOTATION = 'slipway.dev/verify-requested-at';
+
 /** Held on every Domain until the edge no longer serves its hostname. */
 export const DOMAIN_FINALIZER = 'slipway.dev/domain-route';
 
@@ -126,12 +129,17 @@ export class DomainController implements Controller {
       return;
     }
 
+    // An operator's request to check now (a new annotation value) skips the wait and the negative cache.
+    const verifyRequest = domain.metadata.annotations?.[VERIFY_ANNOTATION];
+    const verifyNow = verifyRequest !== undefined && verifyRequest !== s.observedVerifyRequest;
+    if (verifyNow) s.observedVerifyRequest = verifyRequest.slice(0, 64);
+
     // 1. DNS ownership, checked on a backoff schedule until proven.
     if (getCondition(s.conditions as Condition[], 'DNSVerified')?.status !== 'True') {
       s.expectedRecords = mergeObserved(plan.records, s.expectedRecords);
       const due = Date.parse(s.nextCheckTime ?? '') || 0;
-      if (due > now) return { requeueAfterMs: due - now };
-      const check = await this.o.dns.check(plan.records, plan.required);
+      if (due > now && !verifyNow) return { requeueAfterMs: due - now };
+      const check = await this.o.dns.check(plan.records, plan.required, verifyNow);
       s.expectedRecords = check.records;
       s.attempts = (s.attempts ?? 0) + 1;
       s.lastCheckTime = iso(now);
@@ -152,6 +160,17 @@ export class DomainController implements Controller {
       void this.o.events.record(domain as Domain, 'Normal', 'DNSVerified', `DNS ownership of ${spec.hostname} verified; the edge routes it now`);
       // The certificate is looked at in the reconcile that the watch event of this status write brings.
       return;
+    }
+
+    // On a verified Domain a request re-checks the records: a warning when they are gone, but the
+    // route stays (ownership was proven; a DNS hiccup must not take a customer's site down).
+    if (verifyNow) {
+      const check = await this.o.dns.check(plan.records, plan.required, true);
+      s.expectedRecords = check.records;
+      s.lastCheckTime = iso(now);
+      if (!check.verified) {
+        void this.o.events.record(domain as Domain, 'Warning', 'DNSRecordsMissing', `${check.problem}; ${spec.hostname} stays routed (ownership was verified at ${s.verifiedTime ?? 'an earlier check'})`.slice(0, 1000));
+      }
     }
 
     // 2. The route needs a Service with an active release before the edge serves anything.

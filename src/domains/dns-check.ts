@@ -46,10 +46,11 @@ export class DnsChecker {
     this.clock = options.clock ?? Date.now;
   }
 
-  async lookup(type: ExpectedRecord['type'], name: string): Promise<Lookup> {
+  /** One lookup; `fresh` skips the negative cache (an operator asked to check now). */
+  async lookup(type: ExpectedRecord['type'], name: string, fresh = false): Promise<Lookup> {
     const key = `${type} ${normalizeName(name)}`;
     const until = this.negative.get(key);
-    if (until !== undefined) {
+    if (until !== undefined && !fresh) {
       if (until > this.clock()) return { values: [] };
       this.negative.delete(key);
     }
@@ -72,8 +73,8 @@ export class DnsChecker {
   }
 
   /** Looks up every expected record; ownership is proven when the first `required` are all there. */
-  async check(expected: readonly ExpectedRecord[], required: number): Promise<RecordCheck> {
-    const lookups = await Promise.all(expected.map((r) => this.lookup(r.type, r.name)));
+  async check(expected: readonly ExpectedRecord[], required: number, fresh = false): Promise<RecordCheck> {
+    const lookups = await Promise.all(expected.map((r) => this.lookup(r.type, r.name, fresh)));
     const records = expected.map((r, i) => {
       const want = r.type === 'CNAME' ? normalizeName(r.value) : r.value;
       return { ...r, observed: lookups[i]!.values.includes(want) };

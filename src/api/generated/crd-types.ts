@@ -517,6 +517,8 @@ export interface DomainStatus {
   lastError?: string;
   /** When DNS or the certificate was last checked. */
   lastCheckTime?: string;
+  /** The value of the `slipway.dev/verify-requested-at` annotation (set by `slipctl domain verify`) that the controller last acted on. A new value checks DNS at once, past the backoff and the negative cache; on a verified Domain it re-checks the records and warns (DNSRecordsMissing) when they are gone, while the route stays. */
+  observedVerifyRequest?: string;
   /** When the next check or issuance attempt is due (backoff). */
   nextCheckTime?: string;
   /** Number of DNS checks made since the Domain was created or its spec last changed. */
