@@ -67,11 +67,18 @@ describe('edge routes', () => {
     await waitFor('the app through Caddy', async () => (await viaEdge(HOST)).body === 'version=v1', 90_000, 200);
     const unknown = await viaEdge('nobody.edge.test');
     assert.equal(unknown.status, 404);
-    for (const chunked of [false, true]) {
+    const post = async (chunked: boolean) => {
       const big = await request(`http://127.0.0.1:${caddy.httpPort}/`, { method: 'POST', headers: { host: HOST }, body: chunked ? Readable.from([Buffer.alloc(4096)]) : Buffer.alloc(4096) });
       await big.body.dump();
-      assert.equal(big.statusCode, 413, `a ${chunked ? 'chunked' : 'sized'} body over maxBodySize`);
-    }
+      return big.statusCode;
+    };
+    assert.equal(await post(false), 413, 'a sized body over maxBodySize');
+    // A chunked body is cut at the limit while it streams: the client gets 413, unless the app
+    // answered before the proxy read past the limit (this test app never reads bodies), which a
+    // loaded machine sometimes lets happen. So: 413 within three tries.
+    const chunked: number[] = [];
+    while (chunked.length < 3 && !chunked.includes(413)) chunked.push(await post(true));
+    assert.ok(chunked.includes(413), `a chunked body over maxBodySize: ${chunked.join(', ')}`);
     const config = (await caddy.config()) as { apps: { http: { servers: Record<string, { metrics?: unknown; routes: Array<{ '@id'?: string }> }> } } };
     assert.deepEqual(config.apps.http.servers.http!.metrics, {});
     assert.deepEqual(config.apps.http.servers.http!.routes.map((r) => r['@id']).filter(Boolean), [`service:${NS}/web`]);
