@@ -113,14 +113,19 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
 
   // The object service reads the cache, which follows the hub, which serves the service's
   // lists: the closures below only run after `cache` is initialised.
+  /** Namespaces this server marked Terminating, by the revision of that write (read-your-writes for admission). */
+  const terminating = new Map<string, bigint>();
   const namespaces: NamespaceLookup = {
     async phase(name) {
       const resource = registry.get(GROUP, 'namespaces');
       if (!resource) return null;
       const key = resourceKey(resource, undefined, name);
       let ns: KubeObject | null | undefined = cache.get(resource, key);
-      // Only a cached Active namespace is trusted; anything else is confirmed with etcd.
-      if (!ns || ns.metadata.deletionTimestamp) ns = await store.get(key);
+      const marked = terminating.get(name);
+      if (marked !== undefined && ns && BigInt(ns.metadata.resourceVersion ?? '0') >= marked) terminating.delete(name); // the cache caught up
+      // Only a cached Active namespace is trusted, and not one this server has just marked
+      // Terminating (the cache may not show that write yet); anything else is confirmed with etcd.
+      if (!ns || ns.metadata.deletionTimestamp || terminating.has(name)) ns = await store.get(key);
       if (!ns) return null;
       return ns.metadata.deletionTimestamp ? 'Terminating' : 'Active';
     },
@@ -156,6 +161,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   };
   objects.onWrite((resource, obj, deleted) => {
     if (resource === crdKind) syncCrd(deleted ? null : obj, obj);
+    if (resource.group === GROUP && resource.plural === 'namespaces' && obj.metadata.name) {
+      if (!deleted && obj.metadata.deletionTimestamp) terminating.set(obj.metadata.name, BigInt(obj.metadata.resourceVersion ?? '0'));
+      else terminating.delete(obj.metadata.name);
+    }
   });
   const crdIndex = new ObjectIndex(store, hub.cacheFor(crdKind));
   crdIndex.onChange((_key, obj, previous) => syncCrd(obj, previous));
