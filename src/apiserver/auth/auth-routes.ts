@@ -58,7 +58,8 @@ export function registerAuthRoutes(router: Router, registry: Registry, objects: 
     if (spec.ttl !== undefined) {
       const m = typeof spec.ttl === 'string' ? DURATION.exec(spec.ttl) : null;
       if (!m || Number(m[1]) <= 0) causes.push({ reason: 'FieldValueInvalid', field: 'spec.ttl', message: 'Invalid value: a duration such as 30m, 12h or 90d' });
-      else expiresAt = new Date(Date.now() + Number(m[1]) * UNIT_SECONDS[m[2]!]! * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      // Rounded up to the second (timestamps have second precision), so a token lives at least its ttl.
+      else expiresAt = new Date(Math.ceil((Date.now() + Number(m[1]) * UNIT_SECONDS[m[2]!]! * 1000) / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     }
     if (spec.description !== undefined && (typeof spec.description !== 'string' || spec.description.length > 1024)) causes.push({ reason: 'FieldValueInvalid', field: 'spec.description', message: 'Invalid value: a string of at most 1024 characters' });
     if (causes.length) throw invalid({ group: GROUP, resource: 'tokenrequests', kind: 'TokenRequest' }, causes);
