@@ -1,6 +1,6 @@
 // The controller runtime's pure parts, compared exactly: Docker create options built from a
 // release, placement, template hashing, durations and quantities, release steps, the work queue's
-// one-worker-per-key and backoff rules, and conditions.
+// one-worker-per-key and backoff rules, conditions, and health counts with fast start-up probes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import { parseBytes } from '../src/api/quantity.js';
 import { setCondition } from '../src/controllers/runtime/conditions.js';
 import { WorkQueue } from '../src/controllers/runtime/work-queue.js';
 import { buildContainerOptions, type ContainerPlan } from '../src/controllers/service/container-spec.js';
+import { HealthCounts, nextProbeMs, STARTUP_PROBE_MS } from '../src/controllers/service/health.js';
 import { placeReplicas, type NodeCandidate } from '../src/controllers/service/placement.js';
 import { stepsForReactivation, withStep } from '../src/controllers/service/release-status.js';
 import { configHash, templateOf } from '../src/controllers/service/template.js';
@@ -173,4 +174,22 @@ test('work queue: never two workers on one key, adds during a run run again, fai
   const [t0, t1, t2] = flakyStarts as [number, number, number];
   assert.ok(t1 - t0 >= 20 + 45, `first retry after the base backoff (${t1 - t0} ms)`);
   assert.ok(t2 - t1 >= 20 + 95, `second retry after the doubled backoff (${t2 - t1} ms)`);
+});
+
+test('health counts: a replica that never passed is probed fast, but its failures count once per interval', () => {
+  const counts = new HealthCounts();
+  const fail = { ok: false, detail: 'GET /health failed: connect ECONNREFUSED' };
+  assert.equal(nextProbeMs(undefined, 2000), STARTUP_PROBE_MS);
+  assert.equal(counts.record('c1', fail, 2000, 0).failures, 1);
+  assert.equal(counts.record('c1', fail, 2000, 250).failures, 1, 'a start-up probe within the interval is not counted');
+  assert.equal(counts.record('c1', fail, 2000, 1999).failures, 1);
+  assert.equal(counts.record('c1', fail, 2000, 2000).failures, 2, 'one interval after the last counted failure');
+  assert.equal(nextProbeMs(counts.get('c1'), 2000), STARTUP_PROBE_MS);
+  const passed = counts.record('c1', { ok: true, detail: 'GET /health answered 200' }, 2000, 2100);
+  assert.deepEqual([passed.successes, passed.failures, passed.passed], [1, 0, true]);
+  assert.equal(nextProbeMs(passed, 2000), 2000, 'once it passed, the interval');
+  // After passing, every failure counts (probes come at the interval).
+  assert.equal(counts.record('c1', fail, 2000, 2200).failures, 1);
+  assert.equal(counts.record('c1', fail, 2000, 2300).failures, 2);
+  assert.equal(nextProbeMs(undefined, 100), 100, 'an interval shorter than the start-up cadence wins');
 });

@@ -20,7 +20,7 @@ import type { ReconcileOutcome } from './runtime/work-queue.js';
 import { buildContainerOptions, LABEL_CLUSTER, type ContainerPlan, type ContainerRole } from './service/container-spec.js';
 import { ensureContainer, ForeignContainerError, removeContainer, startContainer, stopContainer } from './service/docker-ops.js';
 import { resolveEnv } from './service/env.js';
-import { healthSettings, HealthCounts, probe } from './service/health.js';
+import { healthSettings, HealthCounts, nextProbeMs, probe } from './service/health.js';
 import { ensureImageOnNode, inspectImage, isPermanentPullError, resolveImage, runsAsRoot } from './service/image.js';
 import { stepMigration } from './service/migration.js';
 import { eligibleNodes, placeReplicas, type NodeCandidate } from './service/placement.js';
@@ -661,8 +661,9 @@ export class ServiceController implements Controller {
     const host = nodeAddress(this.o.nodes.get(c.node));
     const running = info ? !!info.State?.Running : c.running;
     let ready = false;
+    const intervalMs = settings?.intervalMs ?? 1000;
     if (!running || !hostPort) {
-      this.health.record(c.id, { ok: false, detail: `container ${c.name} is ${info?.State?.Status ?? c.state}` });
+      this.health.record(c.id, { ok: false, detail: `container ${c.name} is ${info?.State?.Status ?? c.state}` }, intervalMs);
     } else if (!settings) {
       ready = true;
       this.health.record(c.id, { ok: true, detail: 'running (no health check)' });
@@ -670,13 +671,13 @@ export class ServiceController implements Controller {
       const result = await probe(host, hostPort, settings.path, settings.timeoutMs);
       const startedMs = Date.parse(info?.State.StartedAt ?? '');
       const inStartPeriod = Number.isFinite(startedMs) && Date.now() - startedMs < settings.startPeriodMs;
-      const count = inStartPeriod && !result.ok ? this.health.get(c.id) ?? { successes: 0, failures: 0, lastDetail: result.detail } : this.health.record(c.id, result);
+      const count = inStartPeriod && !result.ok ? this.health.get(c.id) ?? { successes: 0, failures: 0, lastDetail: result.detail } : this.health.record(c.id, result, intervalMs);
       ready = count.successes >= (isActive ? 1 : settings.successThreshold);
       if (!result.ok) state.lastProblem = `${c.name}: ${result.detail}`;
       if (!isActive && count.failures >= settings.failureThreshold) state.failing = `replica ${c.name} failed its health check ${count.failures} times in a row: ${count.lastDetail}`;
     }
     if (ready) state.ready++;
-    else ctx.requeue = Math.min(ctx.requeue, settings?.intervalMs ?? 1000);
+    else ctx.requeue = Math.min(ctx.requeue, nextProbeMs(this.health.get(c.id), intervalMs));
     if (hostPort) state.endpoints.push({ node: c.node, containerName: c.name, host, port: hostPort, ready });
   }
 

@@ -47,16 +47,34 @@ export interface HealthCount {
   successes: number;
   failures: number;
   lastDetail: string;
+  /** The container has passed at least once. */
+  passed?: boolean;
+  /** When the last failure was counted (start-up probes in between are not counted). */
+  failureCountedAt?: number;
+}
+
+/**
+ * How often a replica that has never passed its check is probed (its interval when shorter): an
+ * app listening 50 ms after its start is ready then, not an interval later. Its failures are still
+ * counted once per interval, so failureThreshold keeps its meaning in time.
+ */
+export const STARTUP_PROBE_MS = 250;
+
+/** The next probe of a replica that is not ready: soon while it has never passed, else at its interval. */
+export function nextProbeMs(count: HealthCount | undefined, intervalMs: number): number {
+  return count?.passed ? intervalMs : Math.min(STARTUP_PROBE_MS, intervalMs);
 }
 
 export class HealthCounts {
   private readonly counts = new Map<string, HealthCount>();
 
-  record(containerId: string, result: ProbeResult): HealthCount {
+  /** Records a probe result; a failure of a never-passed replica within `intervalMs` of the last counted one only updates the detail. */
+  record(containerId: string, result: ProbeResult, intervalMs = 0, now = Date.now()): HealthCount {
     const previous = this.counts.get(containerId) ?? { successes: 0, failures: 0, lastDetail: '' };
-    const next = result.ok
-      ? { successes: previous.successes + 1, failures: 0, lastDetail: result.detail }
-      : { successes: 0, failures: previous.failures + 1, lastDetail: result.detail };
+    let next: HealthCount;
+    if (result.ok) next = { successes: previous.successes + 1, failures: 0, lastDetail: result.detail, passed: true };
+    else if (!previous.passed && previous.failureCountedAt !== undefined && now - previous.failureCountedAt < intervalMs) next = { ...previous, lastDetail: result.detail };
+    else next = { successes: 0, failures: previous.failures + 1, lastDetail: result.detail, ...(previous.passed ? { passed: true } : {}), failureCountedAt: now };
     this.counts.set(containerId, next);
     return next;
   }
