@@ -40,6 +40,7 @@ export interface NodeControllerOptions {
 
 const MISSED_HEARTBEATS = 3;
 const HEARTBEAT_TIMEOUT_MS = 5_000;
+const IMAGE_GC_TIMEOUT_MS = 60_000;
 
 export class NodeController implements Controller {
   readonly name = 'node';
@@ -60,6 +61,7 @@ export class NodeController implements Controller {
     let conditions = node.status?.conditions as Condition[] | undefined;
     const wasReady = getCondition(conditions, 'Ready')?.status === 'True';
     let status: Record<string, unknown>;
+    let healthy = false;
     try {
       status = await withTimeout(this.heartbeat(node.spec.docker.socket, name), HEARTBEAT_TIMEOUT_MS, 'the Docker Engine did not answer within 5s');
       conditions = setCondition(conditions, { type: 'Ready', status: 'True', reason: 'HeartbeatSucceeded', message: `Docker ${status.dockerVersion} answered` });
@@ -75,7 +77,7 @@ export class NodeController implements Controller {
       if (!wasReady) void this.o.events.record(node as Node, 'Normal', 'NodeReady', `Node ${name} is Ready`);
       this.o.metrics.heartbeatAge.set({ node: name }, 0);
       status = { ...status, lastHeartbeatTime: nowIso() };
-      await this.collectImages(ctx, node as Node);
+      healthy = true;
     } catch (err) {
       const message = (err as Error).message;
       const last = Date.parse(node.status?.lastHeartbeatTime ?? '');
@@ -92,6 +94,10 @@ export class NodeController implements Controller {
     await this.o.client.patch(`/apis/slipway.dev/v1alpha1/nodes/${encodeURIComponent(name)}/status`, {
       status: { ...status, conditions, observedGeneration: node.metadata.generation },
     });
+    // After the heartbeat is written, and bounded: a slow Docker must not hold up the next heartbeat for long.
+    if (healthy) {
+      await withTimeout(this.collectImages(ctx, node as Node), IMAGE_GC_TIMEOUT_MS, 'built image collection did not finish within 60s').catch((err: Error) => ctx.log.warn({ err: err.message }, 'built image collection failed; retried at the next interval'));
+    }
     return { requeueAfterMs: this.o.heartbeatIntervalMs };
   }
 
