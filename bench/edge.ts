@@ -18,7 +18,7 @@ import { renderCaddyConfig } from '../src/edge/caddy-config.js';
 import { edgeSites, type EdgeSite } from '../src/edge/sites.js';
 import type { ControllerManager } from '../src/controllers/manager.js';
 import { createNamespace } from '../test/helpers/apiserver.js';
-import { getViaEdge, settledConfigLoads, startCaddy, type TestCaddy } from '../test/helpers/caddy.js';
+import { enableTcpMigrateReq, getViaEdge, settledConfigLoads, startCaddy, type TestCaddy } from '../test/helpers/caddy.js';
 import { createCli } from '../test/helpers/cli.js';
 import { buildTestImage, DOCKER_SOCKET, TEST_IMAGE } from '../test/helpers/docker.js';
 import { nsPath, registerNode, startManager, startPlatform, waitFor, type Platform } from '../test/helpers/platform.js';
@@ -305,7 +305,7 @@ async function main(): Promise<void> {
     manager = await startManager(p.api, { edge: { adminAddress: caddy.adminAddress, httpPort: caddy.httpPort, httpsPort: caddy.httpsPort, resyncMs: 2000 } });
     await registerNode(p.client, 'local', { socket: DOCKER_SOCKET }, { 'slipway.dev/edge': 'true' });
     await createNamespace(p.client, NS);
-    console.log('-- (1) zero downtime through Caddy');
+    console.log(`-- (1) zero downtime through Caddy (net.ipv4.tcp_migrate_req = ${enableTcpMigrateReq() || 'not available'}, as make up sets it)`);
     await zeroDowntime();
     console.log('-- (2) 1,000 routes');
     await thousandRoutes();

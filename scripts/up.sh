@@ -71,6 +71,14 @@ wait_http "$API_URL/readyz" 60
 # Caddy for the local edge node: started with only its admin listener; the controller manager loads
 # the routes. A Caddy already answering on the admin address (e.g. Debian's caddy.service) is used as is.
 mkdir -p "$CADDY_DIR"
+# Caddy 2.6 on Linux gives each config its own SO_REUSEPORT listener and closes the old one after a
+# load, which resets connections still queued on it; with tcp_migrate_req (Linux 5.14+) the kernel
+# hands them to the new listener, so config loads during rollouts drop no connection.
+if [ -w /proc/sys/net/ipv4/tcp_migrate_req ]; then
+  echo 1 > /proc/sys/net/ipv4/tcp_migrate_req && echo "net.ipv4.tcp_migrate_req = 1 (no connection reset on Caddy config loads)"
+else
+  echo "warning: cannot set net.ipv4.tcp_migrate_req (needs root and Linux 5.14+): Caddy config loads may reset a few new connections" >&2
+fi
 if pid_alive "$RUN_DIR/caddy.pid" "caddy run --config $CADDY_DIR/boot.json"; then
   echo "Caddy already running (pid $(cat "$RUN_DIR/caddy.pid"))"
 elif node -e 'fetch(`http://${process.argv[1]}/config/`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$EDGE_ADMIN_ADDRESS"; then

@@ -40,7 +40,28 @@ export interface CaddyOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * Caddy 2.6 on Linux gives each config its own SO_REUSEPORT listener and closes the old one after a
+ * load: connections still in the old socket's accept queue are reset. With tcp_migrate_req (Linux
+ * 5.14+) the kernel hands them to the new listener instead. `make up` sets it on the edge node too.
+ * Returns the value in effect ('' where the kernel has no such setting).
+ */
+export function enableTcpMigrateReq(): string {
+  const file = '/proc/sys/net/ipv4/tcp_migrate_req';
+  try {
+    writeFileSync(file, '1');
+  } catch {
+    // not root, or an older kernel: reported by the value read below
+  }
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 export async function startCaddy(options: CaddyOptions = {}): Promise<TestCaddy> {
+  enableTcpMigrateReq();
   const dir = mkdtempSync(join(tmpdir(), 'slipway-caddy-'));
   const adminAddress = `127.0.0.1:${await freeLoopbackPort()}`;
   const httpPort = await freeLoopbackPort();
