@@ -18,7 +18,7 @@ import { renderCaddyConfig } from '../src/edge/caddy-config.js';
 import { edgeSites, type EdgeSite } from '../src/edge/sites.js';
 import type { ControllerManager } from '../src/controllers/manager.js';
 import { createNamespace } from '../test/helpers/apiserver.js';
-import { enableTcpMigrateReq, getViaEdge, settledConfigLoads, startCaddy, type TestCaddy } from '../test/helpers/caddy.js';
+import { enableTcpMigrateReq, getViaEdge, STALE_CONNECTION, settledConfigLoads, startCaddy, type TestCaddy } from '../test/helpers/caddy.js';
 import { createCli } from '../test/helpers/cli.js';
 import { buildTestImage, DOCKER_SOCKET, TEST_IMAGE } from '../test/helpers/docker.js';
 import { nsPath, registerNode, startManager, startPlatform, waitFor, type Platform } from '../test/helpers/platform.js';
@@ -47,8 +47,6 @@ function target(name: string, ok: boolean, detail: string): void {
 
 // ---- load generator ---------------------------------------------------------------------------
 
-/** Errors of a request written to a connection the server had just closed. */
-const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
 interface LoadStats {
   requests: number;

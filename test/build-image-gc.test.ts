@@ -4,13 +4,12 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import Docker from 'dockerode';
 import type { Node, Release, Service } from '../src/api/generated/crd-types.js';
 import type { ControllerManager } from '../src/controllers/manager.js';
 import { createNamespace } from './helpers/apiserver.js';
-import { buildImageFromContext, buildTestImage, DOCKER_SOCKET, TEST_IMAGE_VERSION, writeBuildContext } from './helpers/docker.js';
+import { buildLabelledTestImage, buildTestImage, DOCKER_SOCKET } from './helpers/docker.js';
 import { appDockerfile, createAppRepo, removeBuiltImages, type TestRepo } from './helpers/git-repo.js';
 import { API, httpGet, nsPath, registerNode, startManager, startPlatform, waitFor, waitForEvent, type Platform } from './helpers/platform.js';
 
@@ -29,10 +28,7 @@ before(async () => {
   p = await startPlatform();
   repo = await createAppRepo('v1');
   await buildTestImage(local);
-  await buildImageFromContext(local, FOREIGN_IMAGE, TEST_IMAGE_VERSION, async (dir) => {
-    await writeBuildContext(dir);
-    await appendFile(join(dir, 'Dockerfile'), 'LABEL slipway.dev/build-key="0000" slipway.dev/cluster="another-installation"\n');
-  });
+  await buildLabelledTestImage(local, FOREIGN_IMAGE, { 'slipway.dev/build-key': '0000', 'slipway.dev/cluster': 'another-installation' });
   // Collect every half second, whatever the image's age.
   manager = await startManager(p.api, { imageGcIntervalMs: 500, imageGcMinAgeMs: 0 });
   await createNamespace(p.client, NS);

@@ -6,13 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Docker from 'dockerode';
-import { appendFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Node, Release, Service } from '../src/api/generated/crd-types.js';
 import type { ControllerManager } from '../src/controllers/manager.js';
 import { createNamespace } from './helpers/apiserver.js';
 import { createCli, type Cli } from './helpers/cli.js';
-import { buildImageFromContext, DOCKER_SOCKET, startSecondNode, TEST_IMAGE_VERSION, writeBuildContext, type SecondNode } from './helpers/docker.js';
+import { buildLabelledTestImage, DOCKER_SOCKET, startSecondNode, type SecondNode } from './helpers/docker.js';
 import { API, httpGet, nsPath, registerNode, startManager, startPlatform, waitFor, type Platform } from './helpers/platform.js';
 
 const NS = 'nodes';
@@ -55,12 +53,6 @@ function waitServing(name: string, replicas: number, timeoutMs = 60_000) {
  * it from node2 cannot take the shared test image from test files running at the same time.
  */
 const NODES_IMAGE = 'slipway-test-app:nodes-1';
-function buildNodesImage(): Promise<string> {
-  return buildImageFromContext(local, NODES_IMAGE, TEST_IMAGE_VERSION, async (dir) => {
-    await writeBuildContext(dir);
-    await appendFile(join(dir, 'Dockerfile'), 'LABEL slipway.test.copy="runtime-nodes"\n');
-  });
-}
 
 async function removeSlipwayContainers(docker: Docker) {
   for (const c of await docker.listContainers({ all: true, filters: { label: [`slipway.dev/namespace=${NS}`] } })) await docker.getContainer(c.Id).remove({ force: true });
@@ -69,7 +61,7 @@ async function removeSlipwayContainers(docker: Docker) {
 before(async () => {
   p = await startPlatform();
   node2 = await startSecondNode();
-  await Promise.all([buildNodesImage(), removeSlipwayContainers(node2.docker)]);
+  await Promise.all([buildLabelledTestImage(local, NODES_IMAGE, { 'slipway.test.copy': 'runtime-nodes' }), removeSlipwayContainers(node2.docker)]);
   // The image is only on the local node: node2 must receive it from there.
   await node2.docker.getImage(NODES_IMAGE).remove({ force: true }).catch(() => {});
   manager = await startManager(p.api);

@@ -8,10 +8,10 @@ import type { Command } from '../command.js';
 import { renderDomainSummary } from '../domain-summary.js';
 import { CliError, isNotFound } from '../errors.js';
 import { waitForObject, WaitTimeout } from '../wait-for.js';
+import { VERIFY_REQUESTED_AT_ANNOTATION } from '../../src/api/service-contract.js';
 import type { KubeObject } from '../../src/api/types.js';
 
 const API = '/apis/slipway.dev/v1alpha1';
-const VERIFY_ANNOTATION = 'slipway.dev/verify-requested-at';
 
 export const command: Command = {
   name: 'domain',
@@ -35,7 +35,7 @@ export const command: Command = {
     const collection = `${API}/namespaces/${encodeURIComponent(ctx.session.namespace)}/domains`;
     const stamp = new Date(ctx.now()).toISOString();
     try {
-      await ctx.session.client.patch(`${collection}/${encodeURIComponent(name)}`, { metadata: { annotations: { [VERIFY_ANNOTATION]: stamp } } }, 'merge');
+      await ctx.session.client.patch(`${collection}/${encodeURIComponent(name)}`, { metadata: { annotations: { [VERIFY_REQUESTED_AT_ANNOTATION]: stamp } } }, 'merge');
     } catch (err) {
       if (isNotFound(err)) throw new CliError(`domain "${name}" not found in namespace "${ctx.session.namespace}"`);
       throw err;

@@ -1,5 +1,5 @@
 // Names shared by the Service controller, slipctl and tests: the Service fields a Release snapshots
-// (its template) and the annotations that steer rollouts and drains.
+// (its template) and the annotations that steer rollouts, drains and Domain checks.
 
 /** Service spec fields copied into each Release; changing any of them makes a new Release. */
 export const TEMPLATE_FIELDS = [
@@ -26,3 +26,5 @@ export const RESTARTED_AT_ANNOTATION = 'slipway.dev/restartedAt';
 export const CHANGE_CAUSE_ANNOTATION = 'slipway.dev/change-cause';
 /** On a Node: time of a drain request; its replicas move to other nodes. */
 export const DRAIN_ANNOTATION = 'slipway.dev/drain';
+/** On a Domain: time of a `slipctl domain verify`; DNS is checked at once, past the backoff. */
+export const VERIFY_REQUESTED_AT_ANNOTATION = 'slipway.dev/verify-requested-at';

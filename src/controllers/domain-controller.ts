@@ -6,6 +6,7 @@
 // deleted Domain. Every decision reads the Domain's status, so a restart resumes where it was.
 
 import type { Domain, DomainSpec, Service } from '../api/generated/crd-types.js';
+import { VERIFY_REQUESTED_AT_ANNOTATION } from '../api/service-contract.js';
 import { ApiRequestError, type ApiClient } from '../client/api-client.js';
 import type { EventRecorder } from '../client/event-recorder.js';
 import type { DnsChecker } from '../domains/dns-check.js';
@@ -18,9 +19,6 @@ import type { Controller, ReconcileContext } from './runtime/controller.js';
 import { getCondition, setCondition, type Condition } from './runtime/conditions.js';
 import { objectKey, splitKey, type DeepReadonly, type Informer, type Stored } from './runtime/informer.js';
 import type { ReconcileOutcome } from './runtime/work-queue.js';
-
-/** Set (to the time) by `slipctl domain verify`: check DNS now, past the backoff. */
-export const VERIFY_ANNOTATION = 'slipway.dev/verify-requested-at';
 
 /** Held on every Domain until the edge no longer serves its hostname. */
 export const DOMAIN_FINALIZER = 'slipway.dev/domain-route';
@@ -130,7 +128,7 @@ export class DomainController implements Controller {
     }
 
     // An operator's request to check now (a new annotation value) skips the wait and the negative cache.
-    const verifyRequest = domain.metadata.annotations?.[VERIFY_ANNOTATION];
+    const verifyRequest = domain.metadata.annotations?.[VERIFY_REQUESTED_AT_ANNOTATION];
     const verifyNow = verifyRequest !== undefined && verifyRequest !== s.observedVerifyRequest;
     if (verifyNow) s.observedVerifyRequest = verifyRequest.slice(0, 64);
 

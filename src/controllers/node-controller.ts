@@ -101,24 +101,20 @@ export class NodeController implements Controller {
     return { requeueAfterMs: this.o.heartbeatIntervalMs };
   }
 
-  /** Removes the node's built images no Release refers to, at most once per imageGcIntervalMs. */
+  /** Removes the node's built images no Release refers to, at most once per imageGcIntervalMs (errors: the caller logs them). */
   private async collectImages(ctx: ReconcileContext, node: Node): Promise<void> {
     const name = node.metadata.name!;
     const now = Date.now();
     if (now - (this.lastImageGc.get(name) ?? 0) < (this.o.imageGcIntervalMs ?? 300_000)) return;
     this.lastImageGc.set(name, now);
-    try {
-      const docker = await this.o.hosts.docker(name);
-      const used = releaseReferences(this.o.releases.list());
-      const { removed, inUse } = await collectBuiltImages(docker, this.o.hosts.cluster, used, now, this.o.imageGcMinAgeMs ?? 600_000);
-      if (!removed.length) return;
-      const bytes = removed.reduce((sum, image) => sum + image.size, 0);
-      const names = removed.flatMap((image) => image.names);
-      ctx.log.info({ removed: names, bytes, inUse }, 'removed built images no Release refers to');
-      void this.o.events.record(node, 'Normal', 'BuiltImagesRemoved', `removed ${removed.length} built image(s) no Release refers to (${(bytes / 1e6).toFixed(1)} MB): ${names.join(', ')}`.slice(0, 1000));
-    } catch (err) {
-      ctx.log.warn({ err: (err as Error).message }, 'built image collection failed; retried at the next interval');
-    }
+    const docker = await this.o.hosts.docker(name);
+    const used = releaseReferences(this.o.releases.list());
+    const { removed, inUse } = await collectBuiltImages(docker, this.o.hosts.cluster, used, now, this.o.imageGcMinAgeMs ?? 600_000);
+    if (!removed.length) return;
+    const bytes = removed.reduce((sum, image) => sum + image.size, 0);
+    const names = removed.flatMap((image) => image.names);
+    ctx.log.info({ removed: names, bytes, inUse }, 'removed built images no Release refers to');
+    void this.o.events.record(node, 'Normal', 'BuiltImagesRemoved', `removed ${removed.length} built image(s) no Release refers to (${(bytes / 1e6).toFixed(1)} MB): ${names.join(', ')}`.slice(0, 1000));
   }
 
   private async heartbeat(localSocket: string | undefined, name: string): Promise<Record<string, unknown>> {

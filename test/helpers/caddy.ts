@@ -143,4 +143,4 @@ export async function getViaEdge(port: number, host: string, headers: Record<str
 }
 
 /** undici's errors for a request written to a connection the server had just closed. */
-const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+export const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);

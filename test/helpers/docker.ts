@@ -5,7 +5,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -390,6 +390,18 @@ export async function buildTestImage(docker: Docker, tag = TEST_IMAGE): Promise<
   const dynamic = await run('ldd', ['/bin/busybox']).then(() => true, () => false);
   if (dynamic) throw new Error('/bin/busybox is dynamically linked: install busybox-static for the test image');
   return buildImageFromContext(docker, tag, TEST_IMAGE_VERSION, writeBuildContext);
+}
+
+/**
+ * The test app under `tag` with extra image labels, so its ID differs from the shared test image's
+ * (a test may remove it, or give it labels Slipway reads, without touching other tests' images).
+ */
+export function buildLabelledTestImage(docker: Docker, tag: string, labels: Record<string, string>): Promise<string> {
+  return buildImageFromContext(docker, tag, TEST_IMAGE_VERSION, async (dir) => {
+    await writeBuildContext(dir);
+    const line = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+    await appendFile(join(dir, 'Dockerfile'), `LABEL ${line}\n`);
+  });
 }
 
 /**

@@ -7,6 +7,7 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Context, Middleware } from 'koa';
+import { GIT_HOOK_PATH } from '../git-hooks.js';
 import type { RequestInfo } from '../resource-routes.js';
 import type { AuditLog, AuditRecord } from './audit-log.js';
 
@@ -70,13 +71,12 @@ function answeredName(body: unknown): string | undefined {
 }
 
 /** Requests the audit looks at: the API, and push webhooks. */
-const audited = (path: string) => path === '/apis' || path.startsWith('/apis/') || path.startsWith(GIT_HOOKS_PREFIX);
-const GIT_HOOKS_PREFIX = '/hooks/git/';
+const audited = (path: string) => path === '/apis' || path.startsWith('/apis/') || GIT_HOOK_PATH.test(path);
 
-/** A push webhook as the create of subresource `git-hook` of the Service it names. */
-function fromHookPath(path: string): ReturnType<typeof fromPath> {
-  const [namespace, name] = path.slice(GIT_HOOKS_PREFIX.length).split('/').map(safeDecode);
-  return { group: 'slipway.dev', resource: 'services', subresource: 'git-hook', ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) };
+/** A push webhook as the create of subresource `git-hook` of the Service it names (undefined for other paths). */
+function fromHookPath(path: string): ReturnType<typeof fromPath> | undefined {
+  const match = GIT_HOOK_PATH.exec(path);
+  return match ? { group: 'slipway.dev', resource: 'services', subresource: 'git-hook', namespace: match[1]!, name: match[3]! } : undefined;
 }
 
 /** The record for a finished (or answering) request, or null when it is not audited. */
@@ -84,7 +84,7 @@ export function auditRecordFor(ctx: Context, code: number, now = new Date()): Au
   const info: RequestInfo | undefined = ctx.state.request;
   const described = info && info.verb !== 'discovery' ? info : undefined;
   const method = ctx.method.toUpperCase();
-  const path = ctx.path.startsWith(GIT_HOOKS_PREFIX) ? fromHookPath(ctx.path) : fromPath(ctx.path);
+  const path = fromHookPath(ctx.path) ?? fromPath(ctx.path);
   const resource = described?.resource ?? path.resource;
   const verb = described?.verb ?? METHOD_VERBS[method] ?? (method === 'GET' ? (path.name ? 'get' : 'list') : method.toLowerCase());
   const denied = code === 401 || code === 403;
