@@ -113,7 +113,7 @@ describe('mysql', () => {
       const list = (await p.events('BackupFailed')).filter((e) => e.message?.includes('wrong-pw-1'));
       return list.length ? list : undefined;
     });
-    assert.equal(events.length, 1, 'one Event per failure (webhooks forward each)');
+    assert.equal(events.length, 1, `one Event per failure (webhooks forward each); got: ${JSON.stringify(events.map((e) => [e.involvedObject.kind, e.message, e.count]))}`);
     assert.equal(events[0]!.type, 'Warning');
     assert.equal(events[0]!.involvedObject.kind, 'BackupPolicy');
     assert.ok(events.every((e) => !e.message?.includes('not-the-password-xyz')));
