@@ -309,7 +309,7 @@ export async function startSecondNode(): Promise<SecondNode> {
 // ---------------------------------------------------------------- test image
 
 /** Bump when the image contents below change, so cached images are rebuilt. */
-export const TEST_IMAGE_VERSION = '1';
+export const TEST_IMAGE_VERSION = '2';
 export const TEST_IMAGE = 'slipway-test-app:1';
 export const IMAGE_VERSION_LABEL = 'slipway.test.image-version';
 
@@ -340,6 +340,13 @@ else
 fi
 `;
 
+// Answers after a second without reading the request body: a proxy in front has read all of a
+// small body long before this app answers (the edge's body-limit test relies on that).
+const SLOW_CGI = `#!/bin/sh
+sleep 1
+printf 'Content-Type: text/plain\\r\\n\\r\\nslow\\n'
+`;
+
 const DOCKERFILE = `FROM scratch
 COPY rootfs/ /
 ENV PATH=/bin PORT=3000
@@ -365,6 +372,7 @@ export async function writeBuildContext(dir: string): Promise<void> {
   await writeFile(join(root, 'app/start'), START_SCRIPT, { mode: 0o755 });
   await writeFile(join(root, 'www/cgi-bin/index.cgi'), INDEX_CGI, { mode: 0o755 });
   await writeFile(join(root, 'www/cgi-bin/health'), HEALTH_CGI, { mode: 0o755 });
+  await writeFile(join(root, 'www/cgi-bin/slow'), SLOW_CGI, { mode: 0o755 });
   await writeFile(join(dir, 'Dockerfile'), DOCKERFILE);
 }
 
@@ -381,7 +389,8 @@ export async function cachedImageId(docker: Docker, tag: string, version = TEST_
 /**
  * Builds the test app image on `docker` (no registry needed) unless a current one exists:
  * busybox httpd on $PORT (default 3000); `GET /` answers `version=$APP_VERSION`;
- * `GET /cgi-bin/health` answers 200 `ok`, or 500 when HEALTH=fail or /tmp/unhealthy exists.
+ * `GET /cgi-bin/health` answers 200 `ok`, or 500 when HEALTH=fail or /tmp/unhealthy exists;
+ * `/cgi-bin/slow` answers `slow` after a second.
  * Logs `app starting version=...` at start and one line per request. Returns the image id.
  */
 export async function buildTestImage(docker: Docker, tag = TEST_IMAGE): Promise<string> {
