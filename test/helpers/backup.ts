@@ -40,7 +40,17 @@ export interface BackupPlatform {
   stop(): Promise<void>;
 }
 
-export async function startBackupPlatform(ns: string, clockStart = Date.now()): Promise<BackupPlatform> {
+/**
+ * Where a test's schedule clock starts by default: now, or 25 min earlier in an hour's last 20 min.
+ * Test policies use real schedules (`0 * * * *`, `0 3 * * *`) and the clock runs with real time,
+ * so a file running across a whole hour would otherwise get a scheduled Backup it did not ask for.
+ * This way the next whole hour is at least 20 min of run time away.
+ */
+export function scheduleClockStart(now = Date.now()): number {
+  return now % 3_600_000 >= 40 * 60_000 ? now - 25 * 60_000 : now;
+}
+
+export async function startBackupPlatform(ns: string, clockStart = scheduleClockStart()): Promise<BackupPlatform> {
   const api = await startApi();
   const { client } = api;
   let offset = clockStart - Date.now();
