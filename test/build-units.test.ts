@@ -101,6 +101,7 @@ test('image collection: only unreferenced, old enough images this installation b
     image('sha256:gggggggggggggggggggg', {}), // not built by Slipway
     image('sha256:hhhhhhhhhhhhhhhhhhhh', ours('h'), { RepoTags: [], RepoDigests: ['reg.test/app@sha256:1111'] }), // pulled, referenced by registry digest
     image('sha256:iiiiiiiiiiiiiiiiiiii', ours('i'), { RepoTags: ['<none>:<none>'], RepoDigests: [] }), // untagged: removed by ID
+    image('sha256:jjjjjjjjjjjjjjjjjjjj', { 'slipway.dev/build-key': 'key-j', 'slipway.dev/cluster': 'c1' }, { RepoTags: [] }), // a layer of a build still running
   ];
   const release = (spec: Record<string, unknown>) => ({ apiVersion: 'slipway.dev/v1alpha1', kind: 'Release', metadata: { name: 'r' }, spec }) as unknown as Release;
   const used = releaseReferences([

@@ -8,6 +8,14 @@ import { stableJson } from '../api/stable-json.js';
 export const BUILD_KEY_LABEL = 'slipway.dev/build-key';
 export const BUILD_COMMIT_LABEL = 'slipway.dev/git-commit';
 
+/**
+ * Docker adds build labels as one LABEL step each, in key order, so while a build runs (or after
+ * it failed) there are layer images with only the first of them. The commit label sorts last: only
+ * a finished build's image has it. Look builds up with this label too, or a build can be reused,
+ * or collected, half-way.
+ */
+export const FINISHED_BUILD_LABEL = BUILD_COMMIT_LABEL;
+
 export interface BuildConfig {
   git: string;
   commit: string;

@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import type { Release } from '../api/generated/crd-types.js';
 import type { DeepReadonly } from '../controllers/runtime/informer.js';
 import { LABEL_CLUSTER as CLUSTER_LABEL } from '../controllers/service/container-spec.js';
-import { BUILD_COMMIT_LABEL, BUILD_KEY_LABEL } from './build-identity.js';
+import { BUILD_COMMIT_LABEL, BUILD_KEY_LABEL, FINISHED_BUILD_LABEL } from './build-identity.js';
 
 /** What Releases still refer to: image IDs or registry digests, references, and built commits. */
 export interface ImageReferences {
@@ -36,14 +36,15 @@ export interface UnusedImage {
 }
 
 /**
- * The built images of `cluster` in `images` that no Release refers to and that are older than
- * `minAgeMs` (an image just built is not yet recorded in its Release). Pure.
+ * The finished built images of `cluster` in `images` that no Release refers to and that are older
+ * than `minAgeMs` (an image just built is not yet recorded in its Release). Layers of a build still
+ * running are never among them (removing a finished image removes its untagged layers). Pure.
  */
 export function unusedBuiltImages(images: ReadonlyArray<Docker.ImageInfo>, cluster: string, used: ImageReferences, nowMs: number, minAgeMs: number): UnusedImage[] {
   const unused: UnusedImage[] = [];
   for (const image of images) {
     const labels = image.Labels ?? {};
-    if (!labels[BUILD_KEY_LABEL] || labels[CLUSTER_LABEL] !== cluster) continue;
+    if (!labels[BUILD_KEY_LABEL] || !labels[FINISHED_BUILD_LABEL] || labels[CLUSTER_LABEL] !== cluster) continue;
     if (nowMs - image.Created * 1000 < minAgeMs) continue;
     const tags = (image.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
     const digests = (image.RepoDigests ?? []).filter((d) => !d.startsWith('<none>'));
@@ -66,7 +67,7 @@ export interface CollectResult {
 
 /** Removes the unused built images of `cluster` on one node (by reference, never forced). */
 export async function collectBuiltImages(docker: Docker, cluster: string, used: ImageReferences, nowMs: number, minAgeMs: number): Promise<CollectResult> {
-  const images = await docker.listImages({ filters: { label: [BUILD_KEY_LABEL, `${CLUSTER_LABEL}=${cluster}`] } } as Docker.ListImagesOptions);
+  const images = await docker.listImages({ filters: { label: [BUILD_KEY_LABEL, FINISHED_BUILD_LABEL, `${CLUSTER_LABEL}=${cluster}`] } } as Docker.ListImagesOptions);
   const result: CollectResult = { removed: [], inUse: 0 };
   for (const image of unusedBuiltImages(images, cluster, used, nowMs, minAgeMs)) {
     try {

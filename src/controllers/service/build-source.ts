@@ -6,7 +6,7 @@
 import type Docker from 'dockerode';
 import type { Node, Secret, ServiceSpec } from '../../api/generated/crd-types.js';
 import { ApiRequestError, type ApiClient } from '../../client/api-client.js';
-import { BUILD_KEY_LABEL } from '../../build/build-identity.js';
+import { BUILD_KEY_LABEL, FINISHED_BUILD_LABEL } from '../../build/build-identity.js';
 import type { GitCredentials } from '../../build/git.js';
 import { getCondition, type Condition } from '../runtime/conditions.js';
 import type { DeepReadonly } from '../runtime/informer.js';
@@ -55,7 +55,7 @@ export async function gitCredentials(client: ApiClient, namespace: string, build
 /** An image this installation (`cluster`) built with `key`, on one of the nodes (the first that has one). */
 export async function findBuiltImage(nodes: Array<{ node: string; docker: Docker }>, key: string, cluster: string): Promise<{ node: string; id: string } | undefined> {
   for (const { node, docker } of nodes) {
-    const images = await docker.listImages({ filters: { label: [`${BUILD_KEY_LABEL}=${key}`, `${LABEL_CLUSTER}=${cluster}`] } } as Docker.ListImagesOptions).catch(() => []);
+    const images = await docker.listImages({ filters: { label: [`${BUILD_KEY_LABEL}=${key}`, FINISHED_BUILD_LABEL, `${LABEL_CLUSTER}=${cluster}`] } } as Docker.ListImagesOptions).catch(() => []);
     const found = images.sort((a, b) => a.Created - b.Created)[0];
     if (found) return { node, id: found.Id };
   }
